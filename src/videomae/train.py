@@ -1,0 +1,103 @@
+"""Training entry: compose data, model, callbacks, loggers and trainer from a Hydra config, fit.
+
+``train.py`` at the repository root is the Hydra main that calls :func:`train`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from videomae.utils.config import validate_config
+from videomae.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from videomae.utils.rich_config import print_config_tree
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Check ``cfg`` and instantiate the data module, the LightningModule and the trainer.
+
+    Nothing is decoded, generated or trained here; a bad value or a missing data set raises
+    before any work.
+    """
+    validate_config(cfg)
+    if cfg.get("extras", {}).get("ignore_warnings"):
+        warnings.filterwarnings("ignore")
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision("high")
+
+    log.info("data module <%s>", cfg.data._target_)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    log.info("model <%s>", cfg.model._target_)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    log.info("trainer <%s>", cfg.trainer._target_)
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    return datamodule, model, trainer
+
+
+@rank_zero_only
+def _log_hyperparameters(cfg: DictConfig, model: L.LightningModule, trainer: L.Trainer) -> None:
+    """Send the resolved config and the parameter counts to every logger."""
+    if not trainer.loggers:
+        return
+    params: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    params.pop("hydra", None)
+    params["model/params/total"] = sum(p.numel() for p in model.parameters())
+    params["model/params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one training job described by ``cfg``; return the final metrics (floats).
+
+    Prints the run folder at the end. ``cfg.ckpt_path`` resumes a run; ``cfg.validate`` runs a
+    last validation pass whose metrics are included in the result.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("extras", {}).get("print_config"):
+        print_config_tree(cfg, save_to=output_dir / "config_tree.log")
+    datamodule, model, trainer = build(cfg)
+    _log_hyperparameters(cfg, model, trainer)
+
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    if cfg.get("validate") and not trainer.fast_dev_run and trainer.limit_val_batches:
+        results = trainer.validate(model=model, datamodule=datamodule, verbose=False)
+        if results:
+            metrics.update({k: float(v) for k, v in results[0].items()})
+
+    if trainer.is_global_zero:
+        log.info("metrics: %s", {k: round(v, 5) for k, v in sorted(metrics.items())})
+        print(f"\nRun folder: {output_dir}")
+    return metrics
+
+
+def metric_for_sweep(metrics: dict[str, float], name: str | None) -> float | None:
+    """The value of ``name`` in ``metrics`` for Hydra sweepers; a clear error if it is missing."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(
+            f"optimized_metric {name!r} was not logged; logged metrics: {sorted(metrics)}"
+        )
+    return metrics[name]
+
+
+def hydra_main(cfg: DictConfig) -> float | None:
+    """Body of the root ``train.py``: train, then return the metric that sweeps optimize."""
+    metrics = train(cfg)
+    return metric_for_sweep(metrics, cfg.get("optimized_metric"))

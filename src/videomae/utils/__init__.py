@@ -1,0 +1,1 @@
+"""Small utilities used by the entry points: environment, config checks, instantiation."""

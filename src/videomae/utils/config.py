@@ -1,0 +1,70 @@
+"""Checks of a composed run config that must pass before any work starts.
+
+Each failure names the config key and the bad value. The checks cover the quantities that must
+agree across groups (clip shape vs. patch/tubelet size, masking ratio, batch size); everything
+else is checked by the constructors that receive it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if node is None or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _positive_int(cfg: DictConfig, key: str, errors: list[str]) -> int | None:
+    value = _get(cfg, key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        errors.append(f"{key} must be a positive integer, got {value!r}")
+        return None
+    return value
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` listing every bad value of ``cfg`` (keys named), else return."""
+    errors: list[str] = []
+    img_size = _positive_int(cfg, "data.img_size", errors)
+    num_frames = _positive_int(cfg, "data.num_frames", errors)
+    _positive_int(cfg, "data.sampling_rate", errors)
+    _positive_int(cfg, "data.batch_size", errors)
+    patch = _positive_int(cfg, "backbone.patch_size", errors)
+    tubelet = _positive_int(cfg, "backbone.tubelet_size", errors)
+    for prefix in ("backbone.", "backbone.decoder_"):
+        dim = _positive_int(cfg, f"{prefix}embed_dim", errors)
+        heads = _positive_int(cfg, f"{prefix}num_heads", errors)
+        _positive_int(cfg, f"{prefix}depth", errors)
+        if dim and heads and dim % heads:
+            errors.append(
+                f"{prefix}embed_dim ({dim}) must be divisible by {prefix}num_heads ({heads})"
+            )
+    if img_size and patch and img_size % patch:
+        errors.append(
+            f"data.img_size ({img_size}) must be divisible by backbone.patch_size ({patch})"
+        )
+    if num_frames and tubelet and num_frames % tubelet:
+        errors.append(
+            f"data.num_frames ({num_frames}) must be divisible by backbone.tubelet_size ({tubelet})"
+        )
+    ratio = _get(cfg, "masking.ratio")
+    if ratio is not None and not (isinstance(ratio, (int, float)) and 0.0 < float(ratio) < 1.0):
+        errors.append(f"masking.ratio must be in (0, 1), got {ratio!r}")
+    base_lr = _get(cfg, "model.optim.base_lr")
+    if base_lr is not None and not (isinstance(base_lr, (int, float)) and base_lr > 0):
+        errors.append(f"model.optim.base_lr must be > 0, got {base_lr!r}")
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))

@@ -1,0 +1,40 @@
+"""Build callbacks and loggers from their config groups (a dict of named ``_target_`` entries)."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from lightning.pytorch import Callback
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from videomae.utils.env import configure_wandb_mode
+
+log = logging.getLogger(__name__)
+
+
+def _entries(cfg: DictConfig | None, group: str) -> list[DictConfig]:
+    if not cfg:
+        return []
+    if not isinstance(cfg, DictConfig):
+        raise TypeError(f"{group} config must be a mapping of named entries, got {type(cfg).__name__}")
+    return [entry for entry in cfg.values() if isinstance(entry, DictConfig) and "_target_" in entry]
+
+
+def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:
+    """Instantiate every entry of the ``callbacks`` group that has a ``_target_``."""
+    return [hydra.utils.instantiate(entry) for entry in _entries(cfg, "callbacks")]
+
+
+def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
+    """Instantiate every entry of the ``logger`` group; W&B goes offline without an API key."""
+    loggers: list[Logger] = []
+    for entry in _entries(cfg, "logger"):
+        kwargs = {}
+        if "wandb" in str(entry["_target_"]).lower():
+            mode = configure_wandb_mode()
+            kwargs["offline"] = mode == "offline"
+            log.info("W&B logging %s", mode)
+        loggers.append(hydra.utils.instantiate(entry, **kwargs))
+    return loggers

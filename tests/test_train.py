@@ -1,0 +1,125 @@
+"""End-to-end runs of the entry points through Hydra, as a user types them (subprocesses)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# a small generated set and clip so that each run takes seconds on two cores
+SMALL = [
+    "data.synthetic.train_per_class=2",
+    "data.synthetic.val_per_class=1",
+    "data.synthetic.num_frames=24",
+    "data.synthetic.height=64",
+    "data.synthetic.width=64",
+    "data.img_size=64",
+    "data.num_frames=8",
+    "data.sampling_rate=2",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "extras.print_config=false",
+    "callbacks.rich_progress_bar=null",
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data folder per test module: the small synthetic set is generated once, on first use."""
+    return tmp_path_factory.mktemp("data")
+
+
+def run(
+    script: str, args: list[str], run_dir: Path, data_dir: Path, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """Run `python SCRIPT ARGS` from the repository with its run folder at run_dir."""
+    env = {**os.environ, "DATA_DIR": str(data_dir), "WANDB_MODE": "offline"}
+    env.pop("WANDB_API_KEY", None)
+    cmd = [sys.executable, str(ROOT / script), f"hydra.run.dir={run_dir}", *args]
+    return subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def assert_ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    )
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    files = sorted(run_dir.glob("csv/version_*/metrics.csv"))
+    assert files, f"no metrics.csv under {run_dir}"
+    with open(files[-1]) as f:
+        return list(csv.DictReader(f))
+
+
+def test_fast_dev_run(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run("train.py", [*SMALL, "debug=fdr"], run_dir, data_dir)
+    assert_ok(proc)
+    assert f"Run folder: {run_dir}" in proc.stdout
+    assert (data_dir / "synthetic" / "train.csv").is_file()
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+
+def test_train_then_eval(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "trainer.max_epochs=2", "model.optim.warmup_epochs=1", "logger=csv"]
+    proc = run("train.py", args, run_dir, data_dir)
+    assert_ok(proc)
+    rows = read_metrics(run_dir)
+    logged = {k for row in rows for k, v in row.items() if v}
+    assert {"train/loss_step", "train/loss_epoch", "val/loss", "lr"} <= logged
+    assert "train/clips_per_sec" in logged
+    lrs = [float(r["lr"]) for r in rows if r.get("lr")]
+    assert max(lrs) > lrs[0]  # warmup raised the lr
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["videomae"]["kind"] == "pretrain"
+    assert "net.encoder.blocks.0.attn.q_bias" in state["state_dict"]
+
+    eval_dir = tmp_path / "eval"
+    proc = run("eval.py", [*SMALL, f"ckpt_path={ckpt}"], eval_dir, data_dir)
+    assert_ok(proc)
+    assert "val/loss" in proc.stdout + proc.stderr
+
+
+def test_ddp_sim_two_cpu_processes(tmp_path: Path, data_dir: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "trainer=ddp_sim", "trainer.max_epochs=1", "logger=csv"]
+    proc = run("train.py", args, run_dir, data_dir, timeout=400)
+    assert_ok(proc)
+    log_text = (run_dir / "train.log").read_text()
+    assert "2 per device, 4 global" in log_text  # batch 2 on each of 2 processes
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert len(list(tmp_path.iterdir())) == 1  # one run folder for both processes
+
+
+def test_missing_real_data_set_stops_at_once(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    start = time.monotonic()
+    proc = run("train.py", ["experiment=ssv2_pretrain", "trainer=cpu"], tmp_path / "run", empty)
+    assert proc.returncode != 0
+    assert time.monotonic() - start < 60
+    err = proc.stderr
+    assert str(empty / "ssv2") in err
+    assert "Real data sets" in err  # how to prepare it
+
+
+def test_bad_config_stops_before_work(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    proc = run("train.py", ["masking.ratio=1.5"], tmp_path / "run", empty)
+    assert proc.returncode != 0
+    assert "masking.ratio" in proc.stderr
+    assert not (empty / "synthetic").exists()  # nothing generated
