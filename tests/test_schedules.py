@@ -1,0 +1,60 @@
+"""The learning-rate schedule, the lr scaling rule and the weight-decay parameter groups."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from videomae.modules.schedules import param_groups_weight_decay, scaled_lr, warmup_cosine
+
+
+def test_scaled_lr_is_linear_in_global_batch() -> None:
+    assert scaled_lr(1.5e-4, 256) == pytest.approx(1.5e-4)
+    assert scaled_lr(1.5e-4, 32 * 64) == pytest.approx(1.2e-3)
+
+
+def test_warmup_cosine_hand_values() -> None:
+    kw = dict(peak_lr=1.0, warmup_steps=10, total_steps=110, warmup_lr=0.0, min_lr=0.1)
+    assert warmup_cosine(0, **kw) == pytest.approx(0.0)
+    assert warmup_cosine(5, **kw) == pytest.approx(0.5)
+    assert warmup_cosine(10, **kw) == pytest.approx(1.0)
+    # halfway through the cosine: the mean of peak and min
+    assert warmup_cosine(60, **kw) == pytest.approx(0.55)
+    assert warmup_cosine(35, **kw) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi / 4)))
+    assert warmup_cosine(110, **kw) == pytest.approx(0.1)
+    assert warmup_cosine(500, **kw) == pytest.approx(0.1)
+
+
+def test_warmup_starts_at_warmup_lr_and_rises_monotonically() -> None:
+    kw = dict(peak_lr=2e-3, warmup_steps=40, total_steps=400, warmup_lr=1e-6, min_lr=1e-5)
+    values = [warmup_cosine(s, **kw) for s in range(401)]
+    assert values[0] == pytest.approx(1e-6)
+    assert all(a < b for a, b in zip(values[:40], values[1:41], strict=True))
+    assert all(a >= b for a, b in zip(values[40:-1], values[41:], strict=True))
+
+
+def test_no_weight_decay_on_norms_biases_and_skipped_names() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.norm = nn.LayerNorm(4)
+            self.q_bias = nn.Parameter(torch.zeros(4))
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, 4))
+            self.frozen = nn.Parameter(torch.zeros(4, 4), requires_grad=False)
+
+    net = Net()
+    decay, no_decay = param_groups_weight_decay(net, 0.05, skip={"mask_token"})
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert [id(p) for p in decay["params"]] == [id(net.fc.weight)]
+    expected = {
+        id(net.fc.bias),
+        id(net.norm.weight),
+        id(net.norm.bias),
+        id(net.q_bias),
+        id(net.mask_token),
+    }
+    assert {id(p) for p in no_decay["params"]} == expected
