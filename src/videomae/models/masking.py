@@ -1,0 +1,180 @@
+"""Mask generators for masked video pretraining, and helpers to split a mask into token indices.
+
+Everything here is a pure tensor function: no modules, no parameters, no I/O. A mask is a bool
+tensor ``(B, N)`` over the token grid ``(T', H', W')`` flattened in ``(t h w)`` order
+(``N = T' * H' * W'``, token ``t * H' * W' + h * W' + w``); ``True`` means *masked* (hidden from the
+encoder, predicted by the decoder), as in the official VideoMAE code and HF transformers.
+
+Generators are called as ``masking(batch_size, grid, device, generator=None)`` and draw on the
+device with ``argsort`` of uniform noise, so a batch of masks costs one small kernel and no copy
+from the host. Every clip gets exactly the same number of masked tokens, which the model needs to
+gather the visible tokens into a dense ``(B, N_visible, C)`` tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+Grid = tuple[int, int, int]
+"""The token grid ``(T', H', W')``: temporal slices (frames / tubelet) and spatial patches."""
+
+
+def _check_ratio(ratio: float) -> float:
+    """``ratio`` as a float, or ValueError naming ``ratio`` unless ``0 < ratio < 1``."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        raise ValueError(f"ratio must be a number in (0, 1), got {ratio!r}")
+    if not 0.0 < float(ratio) < 1.0:
+        raise ValueError(f"ratio must be in (0, 1) (the fraction of masked tokens), got {ratio}")
+    return float(ratio)
+
+
+def _check_grid(grid: Grid) -> Grid:
+    """``grid`` as a tuple of three positive ints, or ValueError."""
+    if len(grid) != 3 or any(int(g) != g or g <= 0 for g in grid):
+        raise ValueError(f"grid must be three positive ints (T', H', W'), got {grid!r}")
+    return int(grid[0]), int(grid[1]), int(grid[2])
+
+
+def _noise(
+    rows: int, cols: int, device: torch.device | str | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Uniform noise ``(rows, cols)`` on ``device``, drawn with ``generator`` where given.
+
+    The noise is drawn on the generator's own device (a CPU generator cannot fill a CUDA tensor)
+    and moved to ``device`` when the two differ.
+    """
+    draw_device = generator.device if generator is not None else device
+    noise = torch.rand(rows, cols, device=draw_device, generator=generator)
+    return noise.to(device) if device is not None else noise
+
+
+def _lowest_k(noise: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool ``(B, M)``: True at the ``k`` smallest noise values of each row (a random k-subset)."""
+    order = torch.argsort(noise, dim=1)
+    mask = torch.zeros_like(noise, dtype=torch.bool)
+    return mask.scatter_(1, order[:, :k], True)
+
+
+@dataclass(frozen=True)
+class TubeMasking:
+    """Tube masking (VideoMAE V1): one random spatial mask per clip, repeated over time.
+
+    Every clip masks exactly ``int(ratio * H' * W')`` spatial positions, the same ones on each of
+    the ``T'`` temporal slices, so ``int(ratio * H' * W') * T'`` tokens in all; clips of a batch
+    draw independent masks.
+
+    Args:
+        ratio: the fraction of spatial positions masked, in (0, 1) (0.9 in the paper).
+    """
+
+    ratio: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ratio", _check_ratio(self.ratio))
+
+    def num_masked(self, grid: Grid) -> int:
+        """Masked tokens per clip on ``grid`` ``(T', H', W')``: ``int(ratio * H' * W') * T'``."""
+        t, h, w = _check_grid(grid)
+        per_slice = int(self.ratio * h * w)
+        if per_slice == 0:
+            raise ValueError(
+                f"ratio {self.ratio} masks no spatial position of a {h}x{w} token grid; "
+                "raise the ratio or the number of patches"
+            )
+        return per_slice * t
+
+    def __call__(
+        self,
+        batch_size: int,
+        grid: Grid,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw masks for ``batch_size`` clips.
+
+        Args:
+            batch_size: number of clips ``B``.
+            grid: the token grid ``(T', H', W')`` of the model (``model.grid_size``).
+            device: where the mask is made (the batch's device).
+            generator: optional seeded generator for reproducible masks.
+
+        Returns:
+            bool ``(B, T' * H' * W')``, True = masked, tokens in ``(t h w)`` order.
+        """
+        t, h, w = _check_grid(grid)
+        per_slice = self.num_masked(grid) // t
+        spatial = _lowest_k(_noise(batch_size, h * w, device, generator), per_slice)  # (B, H'W')
+        return spatial[:, None, :].expand(batch_size, t, h * w).reshape(batch_size, t * h * w)
+
+
+@dataclass(frozen=True)
+class RandomMasking:
+    """Random masking over all space-time tokens (the MAE/ST-MAE baseline).
+
+    Every clip masks exactly ``int(ratio * T' * H' * W')`` tokens chosen uniformly at random.
+
+    Args:
+        ratio: the fraction of tokens masked, in (0, 1).
+    """
+
+    ratio: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ratio", _check_ratio(self.ratio))
+
+    def num_masked(self, grid: Grid) -> int:
+        """Masked tokens per clip on ``grid`` ``(T', H', W')``: ``int(ratio * T' * H' * W')``."""
+        t, h, w = _check_grid(grid)
+        count = int(self.ratio * t * h * w)
+        if count == 0:
+            raise ValueError(f"ratio {self.ratio} masks no token of a {t}x{h}x{w} token grid")
+        return count
+
+    def __call__(
+        self,
+        batch_size: int,
+        grid: Grid,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw masks for ``batch_size`` clips: bool ``(B, T' * H' * W')``, True = masked."""
+        t, h, w = _check_grid(grid)
+        return _lowest_k(_noise(batch_size, t * h * w, device, generator), self.num_masked(grid))
+
+
+def split_mask(
+    mask: torch.Tensor, num_tokens: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token indices of the visible and of the masked tokens of each clip, both ascending.
+
+    Args:
+        mask: bool ``(B, N)``, True = masked; every row must mask the same number of tokens.
+        num_tokens: the model's ``N``; checked against ``mask.shape[1]`` when given.
+
+    Returns:
+        ``(visible_ids, masked_ids)``: long ``(B, N - M)`` and ``(B, M)`` with ``M`` masked tokens
+        per row, each row in ascending token order (the order of the official code's
+        ``x[~mask].reshape(B, -1, C)``).
+
+    Raises:
+        ValueError: on a mask that is not 2-D bool, has the wrong length, or whose rows mask
+            different numbers of tokens. Reading the counts synchronizes with the device once.
+    """
+    if mask.dtype != torch.bool or mask.ndim != 2:
+        raise ValueError(f"mask must be a bool tensor (B, N), got {mask.dtype} {tuple(mask.shape)}")
+    batch_size, n = mask.shape
+    if num_tokens is not None and n != num_tokens:
+        raise ValueError(f"mask has {n} tokens per clip but the model has {num_tokens}")
+    counts = mask.sum(dim=1)
+    low, high = (int(c) for c in torch.stack(counts.aminmax()).tolist())
+    if low != high:
+        raise ValueError(
+            f"every clip must mask the same number of tokens; got between {low} and {high} "
+            f"masked tokens per row in a batch of {batch_size}"
+        )
+    # A stable sort of 0 (visible) / 1 (masked) keys lists visible tokens first, masked after,
+    # each group in ascending token order.
+    order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)
+    return order[:, : n - low], order[:, n - low :]
