@@ -29,6 +29,7 @@ def compose_cfg(tmp_path: Path, overrides: list[str], name: str = "train.yaml") 
         with open_dict(cfg):
             cfg.paths.output_dir = str(tmp_path / "run")
             cfg.paths.data_dir = str(tmp_path / "data")
+            del cfg["hydra"]  # resolved by Hydra itself at run time, not by the job
     GlobalHydra.instance().clear()
     return cfg
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -32,8 +33,8 @@ def test_warmup_starts_at_warmup_lr_and_rises_monotonically() -> None:
     kw = dict(peak_lr=2e-3, warmup_steps=40, total_steps=400, warmup_lr=1e-6, min_lr=1e-5)
     values = [warmup_cosine(s, **kw) for s in range(401)]
     assert values[0] == pytest.approx(1e-6)
-    assert all(a < b for a, b in zip(values[:40], values[1:41], strict=True))
-    assert all(a >= b for a, b in zip(values[40:-1], values[41:], strict=True))
+    assert all(a < b for a, b in itertools.pairwise(values[:41]))
+    assert all(a >= b for a, b in itertools.pairwise(values[40:]))
 
 
 def test_no_weight_decay_on_norms_biases_and_skipped_names() -> None:

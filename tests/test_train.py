@@ -73,7 +73,13 @@ def test_fast_dev_run(tmp_path: Path, data_dir: Path) -> None:
 
 def test_train_then_eval(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
-    args = [*SMALL, "trainer.max_epochs=2", "model.optim.warmup_epochs=1", "logger=csv"]
+    args = [
+        *SMALL,
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=1",
+        "model.optim.warmup_epochs=1",
+        "logger=csv",
+    ]
     proc = run("train.py", args, run_dir, data_dir)
     assert_ok(proc)
     rows = read_metrics(run_dir)
@@ -89,7 +95,8 @@ def test_train_then_eval(tmp_path: Path, data_dir: Path) -> None:
     assert "net.encoder.blocks.0.attn.q_bias" in state["state_dict"]
 
     eval_dir = tmp_path / "eval"
-    proc = run("eval.py", [*SMALL, f"ckpt_path={ckpt}"], eval_dir, data_dir)
+    eval_args = [a for a in SMALL if not a.startswith("callbacks.")]
+    proc = run("eval.py", [*eval_args, f"ckpt_path={ckpt}"], eval_dir, data_dir)
     assert_ok(proc)
     assert "val/loss" in proc.stdout + proc.stderr
 

@@ -68,7 +68,9 @@ class PretrainModule(L.LightningModule):
             return self.batch_size
         return self.batch_size * trainer.world_size * trainer.accumulate_grad_batches
 
-    def draw_mask(self, batch_size: int, device: torch.device, seed: int | None = None) -> torch.Tensor:
+    def draw_mask(
+        self, batch_size: int, device: torch.device, seed: int | None = None
+    ) -> torch.Tensor:
         """A mask for ``batch_size`` clips on ``device``; reproducible when ``seed`` is given."""
         generator = None
         if seed is not None:
@@ -95,7 +97,7 @@ class PretrainModule(L.LightningModule):
         )
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Record the time the step starts (clips/s is measured start to start, data wait included)."""
+        """Log clips/s, measured from one step start to the next (data wait included)."""
         now = time.perf_counter()
         if self._last_batch_start is not None and batch_idx > 0:
             elapsed = now - self._last_batch_start
@@ -142,7 +144,10 @@ class PretrainModule(L.LightningModule):
         groups = param_groups_weight_decay(self.net, float(cfg["weight_decay"]), skip)
         peak = self._peak_lr()
         optimizer = torch.optim.AdamW(
-            groups, lr=peak, betas=tuple(cfg.get("betas", (0.9, 0.95))), eps=float(cfg.get("eps", 1e-8))
+            groups,
+            lr=peak,
+            betas=tuple(cfg.get("betas", (0.9, 0.95))),
+            eps=float(cfg.get("eps", 1e-8)),
         )
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         warmup_steps = cfg.get("warmup_steps")

@@ -10,7 +10,13 @@ from torch import nn
 
 
 def warmup_cosine(
-    step: int, *, peak_lr: float, warmup_steps: int, total_steps: int, warmup_lr: float, min_lr: float
+    step: int,
+    *,
+    peak_lr: float,
+    warmup_steps: int,
+    total_steps: int,
+    warmup_lr: float,
+    min_lr: float,
 ) -> float:
     """The learning rate at optimizer step ``step`` of the official VideoMAE schedule.
 

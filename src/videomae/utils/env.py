@@ -29,6 +29,8 @@ def configure_wandb_mode() -> str:
 
     Returns the mode and exports it as ``WANDB_MODE`` so that every process (DDP ranks too) agrees.
     """
-    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    mode = os.environ.get("WANDB_MODE") or (
+        "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    )
     os.environ["WANDB_MODE"] = mode
     return mode

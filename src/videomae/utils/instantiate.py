@@ -18,8 +18,12 @@ def _entries(cfg: DictConfig | None, group: str) -> list[DictConfig]:
     if not cfg:
         return []
     if not isinstance(cfg, DictConfig):
-        raise TypeError(f"{group} config must be a mapping of named entries, got {type(cfg).__name__}")
-    return [entry for entry in cfg.values() if isinstance(entry, DictConfig) and "_target_" in entry]
+        raise TypeError(
+            f"{group} config must be a mapping of named entries, got {type(cfg).__name__}"
+        )
+    return [
+        entry for entry in cfg.values() if isinstance(entry, DictConfig) and "_target_" in entry
+    ]
 
 
 def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:
