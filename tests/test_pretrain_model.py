@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from hf_utils import hf_to_official
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 from videomae.models.masking import TubeMasking
 from videomae.models.pretrain import VideoMAEPretrain
@@ -235,7 +236,12 @@ def test_official_initialization() -> None:
     # xavier-uniform bound for the fused qkv weight (3D x D)
     fan_in, fan_out = SMALL["embed_dim"], 3 * SMALL["embed_dim"]
     bound = math.sqrt(6.0 / (fan_in + fan_out))
-    assert block.attn.qkv.weight.abs().max() <= bound
+    weight = block.attn.qkv.weight
+    assert weight.abs().max() <= bound
+    # xavier-uniform, not PyTorch's default kaiming bound (1/sqrt(fan_in), smaller here): the
+    # spread must reach the xavier bound and have the uniform distribution's std bound/sqrt(3)
+    assert weight.abs().max() > 0.95 * bound
+    assert weight.std().item() == pytest.approx(bound / math.sqrt(3.0), rel=0.05)
 
 
 # ---------------------------------------------------------------------------- attention
@@ -340,60 +346,6 @@ def test_registry_sizes() -> None:
 
 
 # ---------------------------------------------------------------------------- HF transformers
-def _hf_to_ours(hf_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map a ``VideoMAEForPreTraining`` state dict to our (official) names.
-
-    HF splits the fused ``qkv`` into ``query``/``key``/``value``; its query/value biases are
-    ``query.bias``/``value.bias`` (transformers 5) or ``q_bias``/``v_bias`` (transformers 4).
-    """
-    ours: dict[str, torch.Tensor] = {}
-    layer_parts = {
-        "attention.output.dense": "attn.proj",
-        "layernorm_before": "norm1",
-        "layernorm_after": "norm2",
-        "intermediate.dense": "mlp.fc1",
-        "output.dense": "mlp.fc2",
-    }
-    prefixes = {
-        "videomae.encoder.layer.": "encoder.blocks.",
-        "decoder.decoder_layers.": "decoder.blocks.",
-    }
-    for name, tensor in hf_state.items():
-        if name == "videomae.embeddings.patch_embeddings.projection.weight":
-            ours["encoder.patch_embed.proj.weight"] = tensor
-        elif name == "videomae.embeddings.patch_embeddings.projection.bias":
-            ours["encoder.patch_embed.proj.bias"] = tensor
-        elif name.startswith("videomae.layernorm."):
-            ours["encoder.norm." + name.rsplit(".", 1)[1]] = tensor
-        elif name in ("encoder_to_decoder.weight", "mask_token") or name.startswith(
-            ("decoder.norm.", "decoder.head.")
-        ):
-            ours[name] = tensor
-        else:
-            prefix = next(p for p in prefixes if name.startswith(p))
-            index, rest = name[len(prefix) :].split(".", 1)
-            base = f"{prefixes[prefix]}{index}."
-            attention = "attention.attention."
-            if rest.startswith(attention):
-                part = rest[len(attention) :]
-                if part in ("query.bias", "q_bias"):
-                    ours[base + "attn.q_bias"] = tensor
-                elif part in ("value.bias", "v_bias"):
-                    ours[base + "attn.v_bias"] = tensor
-                elif part == "query.weight":
-                    ours[base + "attn.qkv.weight"] = torch.cat(
-                        [
-                            tensor,
-                            hf_state[name.replace("query", "key")],
-                            hf_state[name.replace("query", "value")],
-                        ]
-                    )
-                continue
-            module, leaf = rest.rsplit(".", 1)
-            ours[base + layer_parts[module] + "." + leaf] = tensor
-    return ours
-
-
 def test_matches_hf_transformers_videomae_for_pretraining() -> None:
     transformers = pytest.importorskip("transformers")
     sizes = {"embed_dim": 64, "depth": 2, "num_heads": 4}
@@ -425,7 +377,7 @@ def test_matches_hf_transformers_videomae_for_pretraining() -> None:
     ours = VideoMAEPretrain(
         img_size=32, patch_size=8, num_frames=4, tubelet_size=2, **sizes, **decoder
     ).eval()
-    ours.load_state_dict(_hf_to_ours(hf.state_dict()), strict=True)
+    ours.load_state_dict(hf_to_official(hf.state_dict()), strict=True)
     # HF's decoder norm is nn.LayerNorm(decoder_hidden_size) with the default eps 1e-5 (the
     # official decoder uses 1e-6 like every other norm); match it for the comparison.
     ours.decoder.norm.eps = hf.decoder.norm.eps

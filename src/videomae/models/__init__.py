@@ -1,37 +1,61 @@
 """Models: ``nn.Module``s only (no Lightning, no I/O, nothing from ``videomae.data``).
 
 - :mod:`~videomae.models.vit`: tubelet embedding, sinusoidal table, attention, blocks, encoder.
-- :mod:`~videomae.models.masking`: tube and random mask generators.
+- :mod:`~videomae.models.masking`: tube, random, running-cell and dual mask generators.
 - :mod:`~videomae.models.pretrain`: the masked-autoencoder pretraining network.
+- :mod:`~videomae.models.classifier`: the fine-tuning (video classification) network.
 - :mod:`~videomae.models.registry`: named backbone sizes.
 """
 
-from videomae.models.masking import RandomMasking, TubeMasking, split_mask
+from videomae.models.classifier import VideoMAEClassifier
+from videomae.models.masking import (
+    DualMasking,
+    MaskPair,
+    RandomMasking,
+    RunningCellMasking,
+    TubeMasking,
+    split_mask,
+)
 from videomae.models.pretrain import PretrainDecoder, VideoMAEPretrain
-from videomae.models.registry import SIZES, BackboneSize, create_pretrain, get_size
+from videomae.models.registry import (
+    SIZES,
+    BackboneSize,
+    create_classifier,
+    create_pretrain,
+    get_size,
+)
 from videomae.models.vit import (
+    ATTENTION_BACKENDS,
     Attention,
     Block,
     DropPath,
     Mlp,
     PatchEmbed,
     VisionTransformerEncoder,
+    VisionTransformerTrunk,
     sinusoid_table,
 )
 
 __all__ = [
+    "ATTENTION_BACKENDS",
     "SIZES",
     "Attention",
     "BackboneSize",
     "Block",
     "DropPath",
+    "DualMasking",
+    "MaskPair",
     "Mlp",
     "PatchEmbed",
     "PretrainDecoder",
     "RandomMasking",
+    "RunningCellMasking",
     "TubeMasking",
+    "VideoMAEClassifier",
     "VideoMAEPretrain",
     "VisionTransformerEncoder",
+    "VisionTransformerTrunk",
+    "create_classifier",
     "create_pretrain",
     "get_size",
     "sinusoid_table",

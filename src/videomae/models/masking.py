@@ -9,11 +9,18 @@ Generators are called as ``masking(batch_size, grid, device, generator=None)`` a
 device with ``argsort`` of uniform noise, so a batch of masks costs one small kernel and no copy
 from the host. Every clip gets exactly the same number of masked tokens, which the model needs to
 gather the visible tokens into a dense ``(B, N_visible, C)`` tensor.
+
+VideoMAE V2's dual masking adds a second mask for the decoder: :class:`RunningCellMasking` draws
+it and :class:`DualMasking` returns both as a :class:`MaskPair`. The decoder mask has the polarity
+of the official ``decode_masked_pos``: ``True`` = *dropped by the decoder* (no mask token, not
+reconstructed, no loss); ``False`` = kept (the decoder predicts it). The loss covers the tokens that
+are masked for the encoder and kept by the decoder, ``encoder & ~decoder``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -142,6 +149,166 @@ class RandomMasking:
         """Draw masks for ``batch_size`` clips: bool ``(B, T' * H' * W')``, True = masked."""
         t, h, w = _check_grid(grid)
         return _lowest_k(_noise(batch_size, t * h * w, device, generator), self.num_masked(grid))
+
+
+CELL = 4
+"""Positions of a running cell: a 2x2 spatial block, numbered ``2 * (h % 2) + (w % 2)``."""
+
+
+@dataclass(frozen=True)
+class RunningCellMasking:
+    """The decoder mask of VideoMAE V2: a running 2x2 cell, True = dropped by the decoder.
+
+    The token grid is tiled with 2x2 spatial cells; cell position ``c = 2 * (h % 2) + (w % 2)``
+    (raster order inside the cell). Of the four positions of every cell, ``k = int(4 * ratio)``
+    are dropped on each temporal slice and ``4 - k`` are kept, and the pattern runs by one
+    position per slice: with the clip's offset ``p`` (0..3, drawn uniformly per clip), token
+    ``(t, h, w)`` is dropped iff ``(c + p + t + 1) % 4 < k``. This is the official
+    ``RunningCellMaskingGenerator``: a queue ``[1] * k + [0] * (4 - k)`` read from pointer
+    ``p + t + 1`` (it advances the pointer before reading each slice), ``1`` = masked for the
+    decoder (``decode_masked_pos``), and one of the four precomputed maps drawn per clip; offset
+    ``p`` here gives its map ``p``.
+
+    Over any four consecutive slices every position is dropped exactly ``k`` times, so with the
+    paper's ``ratio = 0.5`` the decoder reconstructs half of the tokens, each spatial position on
+    every other pair of slices.
+
+    Odd grids (the official code requires even ``H'`` and ``W'``): the pattern is tiled over
+    ``ceil(H' / 2) x ceil(W' / 2)`` cells and cropped to ``H' x W'`` (the last row / column
+    keeps the top / left half of its cells). The number of dropped tokens of a clip may then
+    depend on its offset (when ``T'`` is not a multiple of 4); on such grids all clips of a
+    batch share one drawn offset, so that every row keeps the same number of tokens (the model
+    needs a dense ``(B, K, D)`` decoder input). On even grids every clip draws its own offset.
+
+    Args:
+        ratio: the fraction of each cell dropped by the decoder; ``int(4 * ratio)`` must be 1, 2
+            or 3, i.e. ``0.25 <= ratio < 1`` (0.5 in the paper).
+    """
+
+    ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        ratio = _check_ratio(self.ratio)
+        if not 1 <= int(CELL * ratio) < CELL:
+            raise ValueError(
+                f"ratio must drop 1 to 3 of the 4 positions of a running cell "
+                f"(0.25 <= ratio < 1), got {ratio}"
+            )
+        object.__setattr__(self, "ratio", ratio)
+
+    @property
+    def dropped_per_cell(self) -> int:
+        """Positions of each 2x2 cell dropped on every temporal slice: ``int(4 * ratio)``."""
+        return int(CELL * self.ratio)
+
+    def patterns(self, grid: Grid, device: torch.device | str | None = None) -> torch.Tensor:
+        """The four possible decoder masks, one per offset: bool ``(4, T' * H' * W')``.
+
+        Row ``p`` is the mask of a clip with offset ``p``; True = dropped by the decoder,
+        tokens in ``(t h w)`` order.
+        """
+        t, h, w = _check_grid(grid)
+        rows = torch.arange(h, device=device)
+        cols = torch.arange(w, device=device)
+        cell = (2 * (rows[:, None] % 2) + cols[None, :] % 2).reshape(1, 1, h * w)
+        slices = torch.arange(t, device=device).view(1, t, 1)
+        offsets = torch.arange(CELL, device=device).view(CELL, 1, 1)
+        phase = (cell + offsets + slices + 1) % CELL  # (4, T', H'W')
+        return (phase < self.dropped_per_cell).reshape(CELL, t * h * w)
+
+    def num_masked(self, grid: Grid) -> int:
+        """Tokens per clip dropped by the decoder on ``grid`` ``(T', H', W')``.
+
+        ``int(4 * ratio) * T' * H' * W' / 4`` on even grids. Raises ValueError on an odd grid
+        where the count depends on the clip's offset.
+        """
+        counts = self.patterns(grid).sum(dim=1).tolist()
+        if len(set(counts)) != 1:
+            raise ValueError(
+                f"on grid {tuple(grid)} the running cell drops {sorted(set(counts))} tokens "
+                "depending on the offset; clips of a batch share one offset there"
+            )
+        return int(counts[0])
+
+    def __call__(
+        self,
+        batch_size: int,
+        grid: Grid,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw decoder masks for ``batch_size`` clips.
+
+        Args:
+            batch_size: number of clips ``B``.
+            grid: the token grid ``(T', H', W')`` of the model (``model.grid_size``).
+            device: where the mask is made (the batch's device).
+            generator: optional seeded generator for reproducible offsets.
+
+        Returns:
+            bool ``(B, T' * H' * W')``, True = dropped by the decoder (not reconstructed),
+            False = kept; the same number of kept tokens in every row.
+        """
+        table = self.patterns(grid, device=device)
+        counts = table.sum(dim=1)
+        shared = bool((counts != counts[0]).any())
+        draw_device = generator.device if generator is not None else device
+        offsets = torch.randint(
+            CELL, (1 if shared else batch_size,), device=draw_device, generator=generator
+        )
+        offsets = offsets.to(table.device).expand(batch_size)
+        return table[offsets]
+
+
+class MaskPair(NamedTuple):
+    """The two masks of dual masking (VideoMAE V2), each bool ``(B, N)`` in ``(t h w)`` order.
+
+    Attributes:
+        encoder: True = masked (hidden from the encoder), as every mask of this module.
+        decoder: True = dropped by the decoder (no mask token, not reconstructed, no loss);
+            False = kept. The loss covers ``encoder & ~decoder``.
+    """
+
+    encoder: torch.Tensor
+    decoder: torch.Tensor
+
+
+@dataclass(frozen=True)
+class DualMasking:
+    """Dual masking (VideoMAE V2): an encoder mask and a running-cell decoder mask per clip.
+
+    ``masking(batch_size, grid, device, generator)`` returns a :class:`MaskPair`; the network is
+    called as ``net(video, pair.encoder, decoder_mask=pair.decoder)``. The encoder mask is drawn
+    first, then the decoder mask, from the same ``generator`` when one is given.
+
+    Args:
+        encoder: the encoder's mask generator (:class:`TubeMasking` in the paper, ratio 0.9).
+        decoder: the decoder's mask generator (:class:`RunningCellMasking`, ratio 0.5).
+    """
+
+    encoder: TubeMasking | RandomMasking
+    decoder: RunningCellMasking
+
+    @property
+    def ratio(self) -> float:
+        """The encoder's masking ratio (the fraction of tokens hidden from the encoder)."""
+        return self.encoder.ratio
+
+    def num_masked(self, grid: Grid) -> int:
+        """Tokens per clip masked for the encoder on ``grid`` (the encoder generator's count)."""
+        return self.encoder.num_masked(grid)
+
+    def __call__(
+        self,
+        batch_size: int,
+        grid: Grid,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> MaskPair:
+        """Draw both masks: ``MaskPair(encoder, decoder)``, each bool ``(B, T' * H' * W')``."""
+        encoder = self.encoder(batch_size, grid, device=device, generator=generator)
+        decoder = self.decoder(batch_size, grid, device=device, generator=generator)
+        return MaskPair(encoder, decoder)
 
 
 def split_mask(

@@ -15,6 +15,9 @@ One step, with ``B`` clips, ``N`` tokens of which ``M`` are masked (the same ``M
 
 Visible tokens come first and masked tokens after, each group in ascending token order, as in the
 official code; ``pred`` is therefore in ascending token order of the masked tokens.
+
+With VideoMAE V2 dual masking (``model(video, mask, decoder_mask=...)``), mask tokens go to the
+tokens the decoder keeps (``~decoder_mask``) and the loss covers ``mask & ~decoder_mask``.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from videomae.models.masking import split_mask
 from videomae.models.vit import (
     Block,
     VisionTransformerEncoder,
+    check_attention,
     gather_tokens,
     init_vit_weights,
+    no_weight_decay_names,
     run_blocks,
     sinusoid_table,
 )
@@ -48,6 +53,7 @@ class PretrainDecoder(nn.Module):
         out_dim: pixels per token, ``tubelet * patch * patch * 3``.
         mlp_ratio, qkv_bias, drop_path_rate, init_values, norm_eps: as in the encoder.
         grad_checkpointing: recompute block activations in backward during training.
+        attention: SDPA backend of the blocks (:data:`videomae.models.vit.ATTENTION_BACKENDS`).
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class PretrainDecoder(nn.Module):
         init_values: float = 0.0,
         norm_eps: float = 1e-6,
         grad_checkpointing: bool = False,
+        attention: str = "auto",
     ) -> None:
         super().__init__()
         self.grad_checkpointing = grad_checkpointing
@@ -75,6 +82,7 @@ class PretrainDecoder(nn.Module):
                 drop_path=rate,
                 init_values=init_values,
                 norm_eps=norm_eps,
+                attention=attention,
             )
             for rate in rates
         )
@@ -114,6 +122,9 @@ class VideoMAEPretrain(nn.Module):
         init_values: layer-scale init (0 = none).
         normalize_target: regress per-tubelet normalized pixels (the paper's default).
         grad_checkpointing: recompute block activations in backward during training.
+        attention: SDPA backend of encoder and decoder blocks: ``auto`` (PyTorch chooses),
+            ``math``, ``flash``, ``efficient`` or ``cudnn`` (pinned; see
+            :data:`videomae.models.vit.ATTENTION_BACKENDS`).
     """
 
     def __init__(
@@ -136,6 +147,7 @@ class VideoMAEPretrain(nn.Module):
         init_values: float = 0.0,
         normalize_target: bool = True,
         grad_checkpointing: bool = False,
+        attention: str = "auto",
     ) -> None:
         super().__init__()
         if in_chans != 3:
@@ -162,6 +174,7 @@ class VideoMAEPretrain(nn.Module):
             "init_values": init_values,
             "normalize_target": normalize_target,
             "grad_checkpointing": grad_checkpointing,
+            "attention": check_attention(attention),
         }  # the constructor arguments, saved in checkpoints to rebuild the network
         self.normalize_target = normalize_target
         self.encoder = VisionTransformerEncoder(
@@ -179,6 +192,7 @@ class VideoMAEPretrain(nn.Module):
             init_values=init_values,
             norm_eps=norm_eps,
             grad_checkpointing=grad_checkpointing,
+            attention=attention,
         )
         self.decoder = PretrainDecoder(
             embed_dim=decoder_embed_dim,
@@ -191,6 +205,7 @@ class VideoMAEPretrain(nn.Module):
             init_values=init_values,
             norm_eps=norm_eps,
             grad_checkpointing=grad_checkpointing,
+            attention=attention,
         )
         # Default nn.Linear init, as the official model (its _init_weights is not applied here).
         self.encoder_to_decoder = nn.Linear(embed_dim, decoder_embed_dim, bias=False)
@@ -250,11 +265,7 @@ class VideoMAEPretrain(nn.Module):
         ``q_bias``/``v_bias``, layer-scale ``gamma``s) -- the rule of the official optimizer
         factory (``ndim == 1`` or a name ending in ``.bias`` or a name in this list).
         """
-        names = {"mask_token"}
-        for name, param in self.named_parameters():
-            if param.ndim <= 1 or name.endswith(".bias"):
-                names.add(name)
-        return names
+        return no_weight_decay_names(self, always=("mask_token",))
 
     # ------------------------------------------------------------------ target
     def _patchify_target(self, video: torch.Tensor) -> torch.Tensor:
@@ -311,7 +322,8 @@ class VideoMAEPretrain(nn.Module):
         Args:
             x_vis: encoder output ``(B, N - M, embed_dim)``.
             visible_ids: long ``(B, N - M)`` ascending visible token indices.
-            masked_ids: long ``(B, M)`` ascending masked token indices.
+            masked_ids: long ``(B, M)`` ascending masked token indices (with dual masking,
+                the tokens the decoder keeps), which get the mask token.
 
         Returns:
             ``(B, M, tubelet * p * p * 3)``.
@@ -327,16 +339,62 @@ class VideoMAEPretrain(nn.Module):
         )
         return self.decoder(x_full, masked_ids.shape[1])
 
-    def forward(self, video: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked reconstruction: ``loss`` (float32 scalar) and ``pred`` ``(B, M, t * p * p * 3)``.
+    def forward(
+        self, video: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masked reconstruction: ``loss`` (float32 scalar) and ``pred``.
+
+        Without ``decoder_mask`` (VideoMAE V1): ``pred`` is ``(B, M, t * p * p * 3)`` for the
+        ``M`` masked tokens in ascending order and ``loss`` their mean squared error.
+
+        With ``decoder_mask`` (VideoMAE V2 dual masking, as the official
+        ``PretrainVisionTransformer.forward(x, mask, decode_mask)`` and its training loop): the
+        decoder gets the visible tokens' features plus one mask token for every token the
+        decoder *keeps* (``~decoder_mask``, the same count ``K`` per clip), whether or not the
+        encoder saw it; ``pred`` is ``(B, K, t * p * p * 3)`` for the kept tokens in ascending
+        token order, and ``loss`` the squared error averaged over the kept tokens that are also
+        masked for the encoder (``mask & ~decoder_mask``; a kept visible token's prediction gets
+        no loss), summed over the batch and divided by their total count. ``decoder_mask=~mask``
+        gives the V1 loss and prediction.
 
         Args:
             video: ImageNet-normalized ``(B, 3, T, H, W)``.
-            mask: bool ``(B, N)``, True = masked, the same count per clip (ValueError otherwise).
+            mask: bool ``(B, N)``, True = masked for the encoder, the same count per clip
+                (ValueError otherwise).
+            decoder_mask: optional bool ``(B, N)``, True = dropped by the decoder (not
+                reconstructed), False = kept; the same number kept per clip (ValueError
+                otherwise).
         """
         visible_ids, masked_ids = split_mask(mask, self.num_patches)
         x_vis = self.encoder(video, visible_ids=visible_ids)
+        if decoder_mask is not None:
+            return self._forward_dual(video, mask, decoder_mask, x_vis, visible_ids)
         pred = self.forward_decoder(x_vis, visible_ids, masked_ids)
         target = gather_tokens(self._patchify_target(video), masked_ids)
         loss = F.mse_loss(pred.float(), target)
+        return loss, pred
+
+    def _forward_dual(
+        self,
+        video: torch.Tensor,
+        mask: torch.Tensor,
+        decoder_mask: torch.Tensor,
+        x_vis: torch.Tensor,
+        visible_ids: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder and loss of dual masking; see :meth:`forward`."""
+        if decoder_mask.shape != mask.shape:
+            raise ValueError(
+                f"decoder_mask must have the shape of mask {tuple(mask.shape)}, "
+                f"got {tuple(decoder_mask.shape)}"
+            )
+        try:
+            kept_ids, _ = split_mask(decoder_mask, self.num_patches)  # (B, K) ascending
+        except ValueError as error:
+            raise ValueError(f"decoder_mask: {error}") from error
+        pred = self.forward_decoder(x_vis, visible_ids, kept_ids)
+        target = gather_tokens(self._patchify_target(video), kept_ids)
+        weight = torch.gather(mask, 1, kept_ids).float()  # (B, K): 1 = masked for the encoder
+        error = (pred.float() - target).pow(2).mean(dim=-1)
+        loss = (error * weight).sum() / weight.sum().clamp_min(1.0)
         return loss, pred

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from videomae.models.classifier import VideoMAEClassifier
 from videomae.models.pretrain import VideoMAEPretrain
 
 
@@ -32,6 +33,11 @@ class BackboneSize:
     def as_kwargs(self) -> dict[str, Any]:
         """The sizes as keyword arguments of :class:`VideoMAEPretrain`."""
         return asdict(self)
+
+    def encoder_kwargs(self) -> dict[str, Any]:
+        """The encoder sizes only (no ``decoder_*``): keyword arguments of
+        :class:`VideoMAEClassifier`."""
+        return {k: v for k, v in asdict(self).items() if not k.startswith("decoder_")}
 
 
 SIZES: dict[str, BackboneSize] = {
@@ -61,3 +67,13 @@ def create_pretrain(name: str, **overrides: Any) -> VideoMAEPretrain:
     Example: ``create_pretrain("tiny", img_size=96, num_frames=16, tubelet_size=2)``.
     """
     return VideoMAEPretrain(**{**get_size(name).as_kwargs(), **overrides})
+
+
+def create_classifier(name: str, num_classes: int, **overrides: Any) -> VideoMAEClassifier:
+    """A :class:`VideoMAEClassifier` of size ``name``; ``overrides`` replace or add constructor
+    args.
+
+    Example: ``create_classifier("vit_b", 174, num_frames=16, drop_path_rate=0.1)``.
+    """
+    kwargs = {**get_size(name).encoder_kwargs(), **overrides}
+    return VideoMAEClassifier(num_classes=num_classes, **kwargs)

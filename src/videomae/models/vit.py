@@ -4,7 +4,8 @@ Parameter names follow the official VideoMAE code (``patch_embed.proj``, ``block
 ``blocks.N.attn.qkv``, ``attn.q_bias``, ``attn.v_bias``, ``attn.proj``, ``norm2``, ``mlp.fc1``,
 ``mlp.fc2``, ``gamma_1``/``gamma_2``, ``norm``) so that official checkpoints load as they are.
 Attention runs through :func:`torch.nn.functional.scaled_dot_product_attention` (flash / memory
-efficient kernels where available) instead of the official explicit softmax.
+efficient kernels where available) instead of the official explicit softmax; the ``attention``
+option (:data:`ATTENTION_BACKENDS`) lets PyTorch choose the kernel or pins one.
 
 Tensor shapes: a video is ``(B, C, T, H, W)``; tokens are ``(B, N, D)`` with ``N = T' * H' * W'``,
 ``T' = T / tubelet_size``, ``H' = H / patch_size``, ``W' = W / patch_size``, in ``(t h w)`` order.
@@ -17,9 +18,31 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
 from videomae.models.masking import split_mask
+
+ATTENTION_BACKENDS: dict[str, SDPBackend | None] = {
+    "auto": None,
+    "math": SDPBackend.MATH,
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+}
+"""Values of the ``attention`` option: ``auto`` lets PyTorch's SDPA dispatcher choose the kernel;
+the others pin one SDPA backend with :func:`torch.nn.attention.sdpa_kernel`. ``math`` runs
+everywhere; ``flash`` runs on CUDA (fp16/bf16) and on CPU (PyTorch's CPU flash kernel, which is
+also what ``auto`` picks there); ``efficient`` and ``cudnn`` run on CUDA only."""
+
+
+def check_attention(attention: str) -> str:
+    """``attention`` if it is one of :data:`ATTENTION_BACKENDS`; ValueError naming the option."""
+    if attention not in ATTENTION_BACKENDS:
+        raise ValueError(
+            f"attention must be one of {', '.join(ATTENTION_BACKENDS)}; got {attention!r}"
+        )
+    return attention
 
 
 def _pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -162,6 +185,7 @@ class Attention(nn.Module):
         attn_drop: dropout on the attention weights (training only).
         proj_drop: dropout after the output projection.
         head_dim: per-head width (official ``attn_head_dim``); default ``dim // num_heads``.
+        attention: SDPA backend, one of :data:`ATTENTION_BACKENDS` (``auto`` = PyTorch chooses).
 
     Maps ``(B, N, D)`` to ``(B, N, D)``.
     """
@@ -175,8 +199,10 @@ class Attention(nn.Module):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         head_dim: int | None = None,
+        attention: str = "auto",
     ) -> None:
         super().__init__()
+        self.attention = check_attention(attention)
         if head_dim is None:
             if dim % num_heads:
                 raise ValueError(f"embed dim {dim} is not divisible by num_heads {num_heads}")
@@ -208,11 +234,39 @@ class Attention(nn.Module):
         qkv = F.linear(x, self.qkv.weight, self.fused_bias())
         qkv = qkv.reshape(batch_size, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, heads, N, head_dim)
-        x = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.0, scale=self.scale
-        )
+        x = self.attend(q, k, v)
         x = x.transpose(1, 2).reshape(batch_size, n, self.num_heads * self.head_dim)
         return self.proj_drop(self.proj(x))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Scaled dot-product attention on the backend chosen by ``attention``.
+
+        Args:
+            q, k, v: ``(B, heads, N, head_dim)``.
+
+        Returns:
+            ``(B, heads, N, head_dim)``. A pinned backend that cannot run these inputs (device,
+            dtype, head size) raises RuntimeError naming the ``attention`` option, with PyTorch's
+            reason appended.
+        """
+        dropout_p = self.attn_drop if self.training else 0.0
+        backend = ATTENTION_BACKENDS[self.attention]
+        if backend is None:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=self.scale)
+        try:
+            with sdpa_kernel(backend):
+                return F.scaled_dot_product_attention(
+                    q, k, v, dropout_p=dropout_p, scale=self.scale
+                )
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"attention={self.attention!r} pins the SDPA backend {backend.name}, which cannot "
+                f"run on {q.device.type} {q.dtype} inputs with head_dim {q.shape[-1]}; set "
+                f"attention to 'auto' (PyTorch chooses) or 'math' (runs everywhere). "
+                f"PyTorch: {error}"
+            ) from error
 
 
 class DropPath(nn.Module):
@@ -255,6 +309,7 @@ class Block(nn.Module):
         init_values: layer-scale init; 0 disables layer scale.
         norm_eps: LayerNorm epsilon.
         head_dim: per-head width override.
+        attention: SDPA backend, one of :data:`ATTENTION_BACKENDS`.
 
     Maps ``(B, N, D)`` to ``(B, N, D)``.
     """
@@ -272,6 +327,7 @@ class Block(nn.Module):
         init_values: float = 0.0,
         norm_eps: float = 1e-6,
         head_dim: int | None = None,
+        attention: str = "auto",
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
@@ -283,6 +339,7 @@ class Block(nn.Module):
             attn_drop=attn_drop,
             proj_drop=drop,
             head_dim=head_dim,
+            attention=attention,
         )
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
@@ -333,12 +390,33 @@ def run_blocks(
     return x
 
 
-class VisionTransformerEncoder(nn.Module):
-    """The VideoMAE encoder: tubelet embedding + fixed sinusoidal positions + blocks + norm.
+def no_weight_decay_names(model: nn.Module, always: tuple[str, ...] = ()) -> set[str]:
+    """Names of ``model``'s parameters to train without weight decay.
 
-    Given a mask it runs the blocks on the visible tokens only, gathered in ascending token order.
-    The position table is a non-persistent buffer rebuilt from the model's own grid (it is not in
-    the state dict, as in the official code where it is a plain tensor).
+    Every 1-D parameter (LayerNorm weights and biases, ``q_bias``/``v_bias``, layer-scale
+    ``gamma``s), every name ending in ``.bias``, and the names in ``always`` that exist -- the rule
+    of the official optimizer factory.
+    """
+    names = {name for name, _ in model.named_parameters() if name in always}
+    for name, param in model.named_parameters():
+        if param.ndim <= 1 or name.endswith(".bias"):
+            names.add(name)
+    return names
+
+
+class VisionTransformerTrunk(nn.Module):
+    """Tubelet embedding + positions + blocks + final norm, as top-level submodules.
+
+    The parameters shared by the pretraining encoder (:class:`VisionTransformerEncoder`, which the
+    pretraining network holds as ``encoder``) and the fine-tuning classifier
+    (:class:`videomae.models.classifier.VideoMAEClassifier`, whose official checkpoints have these
+    names at the top level): ``patch_embed``, ``pos_embed`` (buffer or parameter), ``blocks``,
+    ``norm``. It has no ``forward``; subclasses define what they return.
+
+    By default the position table is the fixed sinusoidal one, a non-persistent buffer rebuilt
+    from the model's own grid (not in the state dict, as in the official code where it is a plain
+    tensor). ``learnable_pos_embed`` makes it a Parameter ``pos_embed`` (official
+    ``use_learnable_pos_emb``), initialized from a normal with std 0.02.
 
     Args:
         img_size, patch_size, num_frames, tubelet_size, in_chans: the clip and tubelet geometry.
@@ -350,8 +428,12 @@ class VisionTransformerEncoder(nn.Module):
         norm_eps: LayerNorm epsilon (1e-6 in the official models).
         final_norm: end with ``norm``; False makes ``norm`` an Identity (fine-tuning with mean
             pooling and ``fc_norm``, as the official classifier).
+        learnable_pos_embed: learn the position embedding instead of the fixed sinusoidal table.
         grad_checkpointing: recompute block activations in backward during training.
+        attention: SDPA backend of every block, one of :data:`ATTENTION_BACKENDS`.
     """
+
+    pos_embed: torch.Tensor  # (1, N, D): a buffer, or a Parameter with learnable_pos_embed
 
     def __init__(
         self,
@@ -373,9 +455,12 @@ class VisionTransformerEncoder(nn.Module):
         init_values: float = 0.0,
         norm_eps: float = 1e-6,
         final_norm: bool = True,
+        learnable_pos_embed: bool = False,
         grad_checkpointing: bool = False,
+        attention: str = "auto",
     ) -> None:
         super().__init__()
+        check_attention(attention)
         self.embed_dim = embed_dim
         self.grad_checkpointing = grad_checkpointing
         self.patch_embed = PatchEmbed(
@@ -386,9 +471,13 @@ class VisionTransformerEncoder(nn.Module):
             in_chans=in_chans,
             embed_dim=embed_dim,
         )
-        self.register_buffer(
-            "pos_embed", sinusoid_table(self.num_patches, embed_dim), persistent=False
-        )
+        if learnable_pos_embed:
+            self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches, embed_dim))
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        else:
+            self.register_buffer(
+                "pos_embed", sinusoid_table(self.num_patches, embed_dim), persistent=False
+            )
         self.pos_drop = nn.Dropout(drop_rate)
         rates = torch.linspace(0, drop_path_rate, depth).tolist() if depth else []
         self.blocks = nn.ModuleList(
@@ -404,6 +493,7 @@ class VisionTransformerEncoder(nn.Module):
                 init_values=init_values,
                 norm_eps=norm_eps,
                 head_dim=head_dim,
+                attention=attention,
             )
             for rate in rates
         )
@@ -429,6 +519,14 @@ class VisionTransformerEncoder(nn.Module):
         """The blocks and the final norm on tokens ``(B, K, D)`` -> ``(B, K, D)``."""
         x = run_blocks(self.blocks, x, self.grad_checkpointing, self.training)
         return self.norm(x)
+
+
+class VisionTransformerEncoder(VisionTransformerTrunk):
+    """The VideoMAE pretraining encoder: the trunk, run on all tokens or on the visible ones.
+
+    Given a mask it runs the blocks on the visible tokens only, gathered in ascending token order.
+    The arguments are those of :class:`VisionTransformerTrunk`.
+    """
 
     def forward(
         self,

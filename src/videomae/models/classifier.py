@@ -1,0 +1,205 @@
+"""The VideoMAE fine-tuning network: the pretraining encoder, mean pooling, ``fc_norm``, ``head``.
+
+The layout and names follow the official fine-tuning ``VisionTransformer`` (MCG-NJU/VideoMAE and
+OpenGVLab/VideoMAEv2 ``modeling_finetune.py``): ``patch_embed.proj``, ``blocks.N.*``, ``fc_norm``,
+``head`` at the top level (no ``encoder.`` prefix), so an official fine-tuned checkpoint loads with
+``load_state_dict`` as it is, and a pretraining checkpoint's ``encoder.*`` weights load after
+dropping the prefix (the head and ``fc_norm`` then keep their initialization)::
+
+    video (B, 3, T, H, W) --patch_embed + positions + blocks--> tokens (B, N, D)
+      --mean over N, fc_norm--> features (B, D)
+      --fc_dropout, head_dropout, head--> logits (B, num_classes)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from videomae.models.vit import VisionTransformerTrunk, check_attention, no_weight_decay_names
+
+
+def init_finetune_weights(module: nn.Module) -> None:
+    """The official fine-tuning initialization, for ``module.apply``.
+
+    Linear: normal weight with std 0.02 (timm ``trunc_normal_``, cut at +-2, i.e. 100 std), zero
+    bias; LayerNorm: weight 1, bias 0. Conv3d keeps PyTorch's default initialization.
+    """
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class VideoMAEClassifier(VisionTransformerTrunk):
+    """VideoMAE video classifier: ``logits = model(video)``.
+
+    ``video`` is a normalized float ``(B, 3, T, H, W)``; ``logits`` are ``(B, num_classes)``.
+    The clip geometry and transformer arguments are those of
+    :class:`~videomae.models.pretrain.VideoMAEPretrain`, so that a pretrained encoder's weights
+    fit.
+
+    With ``use_mean_pooling`` (the default and the official recipe) the tokens are averaged and
+    normalized by ``fc_norm``; ``norm`` is an Identity. Without it ``norm`` normalizes the tokens
+    and the first token is the feature, as in the official code (which has no class token: this
+    is the first tubelet's token; kept only so that such checkpoints run as they did).
+
+    Args:
+        num_classes: classes of the head; 0 makes ``head`` an Identity (``forward`` then returns
+            the pooled features).
+        img_size, patch_size, num_frames, tubelet_size, in_chans: the clip geometry.
+        embed_dim, depth, num_heads, mlp_ratio, qkv_bias: the transformer.
+        norm_eps: LayerNorm epsilon (1e-6 in the official models, ``fc_norm`` included).
+        drop_rate: dropout after the position embedding, in the MLPs and attention projections.
+        attn_drop_rate: attention-weight dropout.
+        drop_path_rate: stochastic depth, rising linearly from 0 to this value over the blocks.
+        init_values: layer-scale init (0 = none).
+        use_mean_pooling: mean-pool the tokens and apply ``fc_norm`` (else ``norm`` + first token).
+        init_scale: the head's weight and bias are multiplied by this after initialization
+            (official 0.001).
+        fc_drop_rate: dropout on the features before the head (VideoMAE V1 ``fc_dropout``).
+        head_drop_rate: dropout on the features before the head (VideoMAE V2 ``head_dropout``).
+        learnable_pos_embed: learn the position embedding (official ``use_learnable_pos_emb``);
+            else the fixed sinusoidal table, a non-persistent buffer.
+        grad_checkpointing: recompute block activations in backward during training.
+        attention: SDPA backend: ``auto`` (PyTorch chooses), ``math``, ``flash``, ``efficient`` or
+            ``cudnn`` (pinned; see :data:`videomae.models.vit.ATTENTION_BACKENDS`).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        img_size: int | tuple[int, int] = 224,
+        patch_size: int = 16,
+        num_frames: int = 16,
+        tubelet_size: int = 2,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        norm_eps: float = 1e-6,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        init_values: float = 0.0,
+        use_mean_pooling: bool = True,
+        init_scale: float = 0.001,
+        fc_drop_rate: float = 0.0,
+        head_drop_rate: float = 0.0,
+        learnable_pos_embed: bool = False,
+        grad_checkpointing: bool = False,
+        attention: str = "auto",
+    ) -> None:
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        super().__init__(
+            img_size=img_size,
+            patch_size=patch_size,
+            num_frames=num_frames,
+            tubelet_size=tubelet_size,
+            in_chans=in_chans,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+            init_values=init_values,
+            norm_eps=norm_eps,
+            final_norm=not use_mean_pooling,
+            learnable_pos_embed=learnable_pos_embed,
+            grad_checkpointing=grad_checkpointing,
+            attention=attention,
+        )
+        self.config: dict[str, Any] = {
+            "num_classes": num_classes,
+            "img_size": img_size if isinstance(img_size, int) else tuple(img_size),
+            "patch_size": patch_size,
+            "num_frames": num_frames,
+            "tubelet_size": tubelet_size,
+            "in_chans": in_chans,
+            "embed_dim": embed_dim,
+            "depth": depth,
+            "num_heads": num_heads,
+            "mlp_ratio": mlp_ratio,
+            "qkv_bias": qkv_bias,
+            "norm_eps": norm_eps,
+            "drop_rate": drop_rate,
+            "attn_drop_rate": attn_drop_rate,
+            "drop_path_rate": drop_path_rate,
+            "init_values": init_values,
+            "use_mean_pooling": use_mean_pooling,
+            "init_scale": init_scale,
+            "fc_drop_rate": fc_drop_rate,
+            "head_drop_rate": head_drop_rate,
+            "learnable_pos_embed": learnable_pos_embed,
+            "grad_checkpointing": grad_checkpointing,
+            "attention": check_attention(attention),
+        }  # the constructor arguments, saved in checkpoints to rebuild the network
+        self.num_classes = num_classes
+        self.use_mean_pooling = use_mean_pooling
+        self.fc_norm = nn.LayerNorm(embed_dim, eps=norm_eps) if use_mean_pooling else None
+        self.fc_dropout = nn.Dropout(fc_drop_rate) if fc_drop_rate > 0 else nn.Identity()
+        self.head_dropout = nn.Dropout(head_drop_rate) if head_drop_rate > 0 else nn.Identity()
+        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        # The official order: every Linear (head included) from N(0, 0.02), then the head scaled.
+        self.apply(init_finetune_weights)
+        if isinstance(self.head, nn.Linear):
+            with torch.no_grad():
+                self.head.weight.mul_(init_scale)
+                self.head.bias.mul_(init_scale)
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def img_size(self) -> int | tuple[int, int]:
+        """Frame size as given to the constructor."""
+        return self.config["img_size"]
+
+    @property
+    def patch_size(self) -> int:
+        """Spatial patch side."""
+        return self.config["patch_size"]
+
+    @property
+    def tubelet_size(self) -> int:
+        """Frames per tubelet."""
+        return self.config["tubelet_size"]
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip."""
+        return self.config["num_frames"]
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of the parameters trained without weight decay.
+
+        ``pos_embed`` when it is learned, plus every 1-D parameter and every bias (the rule of the
+        official optimizer factory; see :func:`videomae.models.vit.no_weight_decay_names`).
+        """
+        return no_weight_decay_names(self, always=("pos_embed",))
+
+    # ------------------------------------------------------------------ forward
+    def forward_features(self, video: torch.Tensor) -> torch.Tensor:
+        """Pooled clip features: video ``(B, C, T, H, W)`` -> ``(B, embed_dim)``.
+
+        ``fc_norm`` of the token mean with ``use_mean_pooling``, else the first normalized token.
+        For linear probing and feature extraction; no dropout of the head is applied.
+        """
+        x = self.forward_tokens(self.embed(video))  # (B, N, D)
+        if self.fc_norm is not None:
+            return self.fc_norm(x.mean(dim=1))
+        return x[:, 0]
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """Class logits: video ``(B, C, T, H, W)`` -> ``(B, num_classes)``."""
+        features = self.forward_features(video)
+        return self.head(self.head_dropout(self.fc_dropout(features)))
