@@ -126,6 +126,8 @@ def test_backbone_configs_match_registry(tmp_path: Path) -> None:
     [
         ("masking.ratio=1.0", "masking.ratio"),
         ("masking.ratio=0", "masking.ratio"),
+        ("masking.ratio=0.02", "masking.ratio"),  # masks no position of the 6x6 grid
+        ("masking=dual_90 masking.encoder.ratio=1.2", "masking.encoder.ratio"),
         ("data.num_frames=15", "data.num_frames"),
         ("data.img_size=100", "data.img_size"),
         ("data.batch_size=0", "data.batch_size"),
@@ -133,6 +135,6 @@ def test_backbone_configs_match_registry(tmp_path: Path) -> None:
     ],
 )
 def test_bad_values_are_refused_with_key(tmp_path: Path, override: str, key: str) -> None:
-    cfg = compose_cfg(tmp_path, [override])
+    cfg = compose_cfg(tmp_path, override.split())
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate_config(cfg)

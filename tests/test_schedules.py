@@ -9,7 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from videomae.modules.schedules import param_groups_weight_decay, scaled_lr, warmup_cosine
+from videomae.models.vit import no_weight_decay_names
+from videomae.modules.schedules import (
+    clean_param_name,
+    param_groups_weight_decay,
+    scaled_lr,
+    warmup_cosine,
+)
 
 
 def test_scaled_lr_is_linear_in_global_batch() -> None:
@@ -48,7 +54,9 @@ def test_no_weight_decay_on_norms_biases_and_skipped_names() -> None:
             self.frozen = nn.Parameter(torch.zeros(4, 4), requires_grad=False)
 
     net = Net()
-    decay, no_decay = param_groups_weight_decay(net, 0.05, skip={"mask_token"})
+    names = no_weight_decay_names(net, always=("mask_token",))
+    assert names == {"fc.bias", "norm.weight", "norm.bias", "q_bias", "mask_token"}
+    decay, no_decay = param_groups_weight_decay(net, 0.05, names)
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     assert [id(p) for p in decay["params"]] == [id(net.fc.weight)]
     expected = {
@@ -59,3 +67,28 @@ def test_no_weight_decay_on_norms_biases_and_skipped_names() -> None:
         id(net.mask_token),
     }
     assert {id(p) for p in no_decay["params"]} == expected
+
+
+def test_groups_survive_fsdp_style_flattening_and_wrapper_prefixes() -> None:
+    """FSDP (use_orig_params) flattens every parameter to 1-D and prefixes the names: the groups
+    must still follow the unwrapped model."""
+    assert clean_param_name("_fsdp_wrapped_module.blocks.0._checkpoint_wrapped_module.x") == (
+        "blocks.0.x"
+    )
+    inner = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4))
+    names = no_weight_decay_names(inner)
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self._fsdp_wrapped_module = nn.Module()
+            for name, p in inner.named_parameters():
+                flat = nn.Parameter(p.detach().flatten().clone())
+                self._fsdp_wrapped_module.register_parameter(name.replace(".", "_"), flat)
+
+    # the flattened copies are registered under the same names (dots replaced for registration)
+    wrapped = Wrapped()
+    names_flat = {n.replace(".", "_") for n in names}
+    decay, no_decay = param_groups_weight_decay(wrapped, 0.05, names_flat)
+    assert len(decay["params"]) == 1 and decay["params"][0].numel() == 16  # the linear weight
+    assert len(no_decay["params"]) == 3

@@ -116,7 +116,7 @@ def test_missing_real_data_set_stops_at_once(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     start = time.monotonic()
-    proc = run("train.py", ["experiment=ssv2_pretrain", "trainer=cpu"], tmp_path / "run", empty)
+    proc = run("train.py", ["experiment=ssv2_pretrain"], tmp_path / "run", empty)
     assert proc.returncode != 0
     assert time.monotonic() - start < 60
     err = proc.stderr
@@ -130,3 +130,20 @@ def test_bad_config_stops_before_work(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "masking.ratio" in proc.stderr
     assert not (empty / "synthetic").exists()  # nothing generated
+
+
+@pytest.mark.slow
+def test_embedded_default_run(tmp_path: Path) -> None:
+    """`python train.py` with no arguments: set generated, under 5 minutes, loss clearly lower."""
+    start = time.monotonic()
+    run_dir = tmp_path / "run"
+    proc = run("train.py", [], run_dir, tmp_path / "data", timeout=600)
+    elapsed = time.monotonic() - start
+    assert_ok(proc)
+    assert f"Run folder: {run_dir}" in proc.stdout
+    assert elapsed < 300, f"the default run took {elapsed:.0f} s"
+    rows = read_metrics(run_dir)
+    losses = [float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")]
+    assert losses[-1] < 0.2 * losses[0]
+    val = [float(r["val/loss"]) for r in rows if r.get("val/loss")]
+    assert val[-1] < val[0]

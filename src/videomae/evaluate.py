@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Load ``cfg.ckpt_path`` into the configured model and run the validation loop on it."""
     ckpt = Path(str(cfg.ckpt_path))
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"ckpt_path: no checkpoint file at {ckpt}")
+    if not ckpt.exists():  # a file, or a folder for sharded (FSDP) checkpoints
+        raise FileNotFoundError(f"ckpt_path: no checkpoint at {ckpt}")
     if cfg.get("extras", {}).get("print_config"):
         print_config_tree(cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
     datamodule, model, trainer = build(cfg)

@@ -1,13 +1,15 @@
 """The masked-autoencoder pretraining LightningModule.
 
 It joins the pieces: a batch from the data module, a mask drawn on the batch's device by the
-masking generator, the pretraining network's loss, AdamW with the official parameter groups, and a
+masking generator (or, with VideoMAE V2 dual masking, an encoder and a decoder mask), the
+pretraining network's loss, AdamW with the official parameter groups, and a
 per-step warmup + cosine learning-rate schedule scaled by the global batch size.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -17,12 +19,23 @@ import lightning as L
 import torch
 from torch import nn
 
-from videomae.modules.schedules import param_groups_weight_decay, scaled_lr, warmup_cosine
+from videomae.models.vit import no_weight_decay_names
+from videomae.modules.schedules import (
+    clean_param_name,
+    param_groups_weight_decay,
+    scaled_lr,
+    warmup_cosine,
+)
 
 log = logging.getLogger(__name__)
 
-MaskGenerator = Callable[..., torch.Tensor]
-"""``(batch_size, grid, device, generator=None) -> bool (B, N)``, True = masked."""
+Masks = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+"""A mask bool ``(B, N)``, True = masked; or a pair ``(encoder, decoder)`` (e.g.
+:class:`videomae.models.masking.MaskPair`) whose decoder mask is True where the decoder drops the
+token (not reconstructed)."""
+
+MaskGenerator = Callable[..., Masks]
+"""``(batch_size, grid, device, generator=None) -> Masks``."""
 
 
 class PretrainModule(L.LightningModule):
@@ -30,7 +43,9 @@ class PretrainModule(L.LightningModule):
 
     Args:
         net: the pretraining network; ``loss, pred = net(video, mask)`` and ``net.grid_size``.
-        masking: the mask generator (e.g. ``videomae.models.masking.TubeMasking``).
+        masking: the mask generator (e.g. ``videomae.models.masking.TubeMasking``); one that
+            returns an ``(encoder, decoder)`` pair (``DualMasking``) has the decoder mask passed
+            as ``net(video, encoder_mask, decoder_mask=decoder_mask)``.
         batch_size: the per-device batch size (from the data config); with the number of devices,
             nodes and gradient-accumulation steps it gives the global batch that scales the lr.
         optim: ``base_lr``, ``warmup_lr``, ``min_lr``, ``warmup_epochs`` (or ``warmup_steps``),
@@ -58,6 +73,11 @@ class PretrainModule(L.LightningModule):
         self.compile_net = compile
         self.val_mask_seed = val_mask_seed
         self._last_batch_start: float | None = None
+        self._last_batch_size = 0
+        # read off the unwrapped network, before FSDP/compile wrapping changes names and shapes
+        names = net.no_weight_decay() if hasattr(net, "no_weight_decay") else None
+        self._no_decay = {clean_param_name(n) for n in names or no_weight_decay_names(net)}
+        self._reported_decoded_tokens = False
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -68,19 +88,30 @@ class PretrainModule(L.LightningModule):
             return self.batch_size
         return self.batch_size * trainer.world_size * trainer.accumulate_grad_batches
 
-    def draw_mask(
-        self, batch_size: int, device: torch.device, seed: int | None = None
-    ) -> torch.Tensor:
-        """A mask for ``batch_size`` clips on ``device``; reproducible when ``seed`` is given."""
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(seed)
+    def draw_mask(self, batch_size: int, device: torch.device, seed: int) -> Masks:
+        """A mask (or an encoder/decoder pair) for ``batch_size`` clips, drawn on ``device`` from a
+        generator seeded with ``seed`` (see :meth:`train_mask_seed` and ``val_mask_seed``)."""
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed)
         return self.masking(batch_size, self.net.grid_size, device=device, generator=generator)
 
+    def train_mask_seed(self, batch_idx: int) -> int:
+        """The seed of a training step's masks: a function of the run's seed, the rank, the epoch
+        and the batch index. DDP ranks draw different masks though they share the run's seed, and
+        a run resumed mid-epoch draws exactly the masks the unbroken run would have."""
+        key = (torch.initial_seed(), self.global_rank, self.current_epoch, batch_idx)
+        return hash(key) & 0x7FFF_FFFF_FFFF_FFFF
+
     # ------------------------------------------------------------------ steps
-    def forward(self, video: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``loss, pred`` of the network for normalized ``video`` (B, 3, T, H, W) and ``mask``."""
+    def forward(self, video: torch.Tensor, mask: Masks) -> tuple[torch.Tensor, torch.Tensor]:
+        """``loss, pred`` of the network for normalized ``video`` (B, 3, T, H, W) and ``mask``.
+
+        ``mask`` is bool ``(B, N)`` (True = masked) or an ``(encoder, decoder)`` pair, the
+        decoder mask True where the decoder drops the token.
+        """
+        if isinstance(mask, tuple):
+            encoder_mask, decoder_mask = mask
+            return self.net(video, encoder_mask, decoder_mask=decoder_mask)
         return self.net(video, mask)
 
     def on_fit_start(self) -> None:
@@ -102,15 +133,17 @@ class PretrainModule(L.LightningModule):
         if self._last_batch_start is not None and batch_idx > 0:
             elapsed = now - self._last_batch_start
             if elapsed > 0:
+                world = self.trainer.world_size if self._trainer is not None else 1
                 self.log(
                     "train/clips_per_sec",
-                    self.global_batch_size / elapsed,
+                    self._last_batch_size * world / elapsed,
                     on_step=True,
                     on_epoch=False,
                     prog_bar=True,
                     rank_zero_only=True,
                 )
         self._last_batch_start = now
+        self._last_batch_size = int(batch["video"].shape[0])
 
     def on_train_epoch_start(self) -> None:
         """Do not count the gap between epochs (validation, checkpointing) as step time."""
@@ -119,8 +152,18 @@ class PretrainModule(L.LightningModule):
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One masked-reconstruction step on a fresh random mask."""
         video = batch["video"]
-        mask = self.draw_mask(video.shape[0], video.device)
-        loss, _ = self.net(video, mask)
+        mask = self.draw_mask(video.shape[0], video.device, self.train_mask_seed(batch_idx))
+        if isinstance(mask, tuple) and not self._reported_decoded_tokens:
+            self._reported_decoded_tokens = True
+            encoder_mask, decoder_mask = mask
+            log.info(
+                "dual masking: the decoder reconstructs %d of %d tokens per clip, "
+                "%.1f of them masked for the encoder on average (the loss covers those)",
+                int((~decoder_mask[0]).sum()),
+                decoder_mask.shape[1],
+                float((encoder_mask & ~decoder_mask).sum(dim=1).float().mean()),
+            )
+        loss, _ = self(video, mask)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
@@ -129,7 +172,7 @@ class PretrainModule(L.LightningModule):
         """Reconstruction loss on validation clips with masks fixed by ``val_mask_seed``."""
         video = batch["video"]
         mask = self.draw_mask(video.shape[0], video.device, seed=self.val_mask_seed + batch_idx)
-        loss, _ = self.net(video, mask)
+        loss, _ = self(video, mask)
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
@@ -137,11 +180,24 @@ class PretrainModule(L.LightningModule):
     def _peak_lr(self) -> float:
         return scaled_lr(float(self.optim_cfg["base_lr"]), self.global_batch_size)
 
+    def _steps_per_epoch(self, total_steps: int) -> float:
+        """Optimizer steps per epoch, from the train loader's length when it is known."""
+        trainer = self.trainer
+        batches = trainer.num_training_batches
+        if isinstance(batches, int) or (isinstance(batches, float) and math.isfinite(batches)):
+            return max(1.0, math.ceil(batches / trainer.accumulate_grad_batches))
+        max_epochs = trainer.max_epochs
+        if max_epochs is None or max_epochs <= 0:
+            raise ValueError(
+                "model.optim.warmup_epochs needs trainer.max_epochs or a sized train loader; "
+                "set model.optim.warmup_steps when training by steps"
+            )
+        return total_steps / max_epochs
+
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on norms, biases, mask token) with per-step warmup + cosine."""
         cfg = self.optim_cfg
-        skip = self.net.no_weight_decay() if hasattr(self.net, "no_weight_decay") else set()
-        groups = param_groups_weight_decay(self.net, float(cfg["weight_decay"]), skip)
+        groups = param_groups_weight_decay(self.net, float(cfg["weight_decay"]), self._no_decay)
         peak = self._peak_lr()
         optimizer = torch.optim.AdamW(
             groups,
@@ -152,20 +208,21 @@ class PretrainModule(L.LightningModule):
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         warmup_steps = cfg.get("warmup_steps")
         if warmup_steps is None:
-            max_epochs = self.trainer.max_epochs
-            if max_epochs is None or max_epochs <= 0:
-                raise ValueError(
-                    "model.optim.warmup_epochs needs trainer.max_epochs; "
-                    "set model.optim.warmup_steps when training by steps"
-                )
-            warmup_steps = round(float(cfg["warmup_epochs"]) * total_steps / max_epochs)
+            warmup_steps = round(float(cfg["warmup_epochs"]) * self._steps_per_epoch(total_steps))
+        if warmup_steps > total_steps:
+            raise ValueError(
+                f"model.optim.warmup_epochs ({cfg.get('warmup_epochs')}) / warmup_steps "
+                f"({warmup_steps} steps) must not be longer than the training run ({total_steps} "
+                "steps, trainer.max_epochs / trainer.max_steps)"
+            )
+        # as the official recipe: warmup_lr and min_lr are scaled with the global batch like base_lr
         schedule = partial(
             warmup_cosine,
             peak_lr=peak,
             warmup_steps=int(warmup_steps),
             total_steps=total_steps,
-            warmup_lr=float(cfg.get("warmup_lr", 0.0)),
-            min_lr=float(cfg.get("min_lr", 0.0)),
+            warmup_lr=scaled_lr(float(cfg.get("warmup_lr", 0.0)), self.global_batch_size),
+            min_lr=scaled_lr(float(cfg.get("min_lr", 0.0)), self.global_batch_size),
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step) / peak)
         return {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -35,26 +34,42 @@ def scaled_lr(base_lr: float, global_batch_size: int, reference: int = 256) -> f
     return base_lr * global_batch_size / reference
 
 
+_WRAPPER_PREFIXES = (
+    "_fsdp_wrapped_module.",
+    "_checkpoint_wrapped_module.",
+    "_orig_mod.",
+    "module.",
+)
+
+
+def clean_param_name(name: str) -> str:
+    """``name`` without the prefixes that FSDP, activation checkpointing, ``torch.compile`` and
+    DDP wrappers insert (``_fsdp_wrapped_module.`` etc.), i.e. the name in the unwrapped model."""
+    for prefix in _WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
 def param_groups_weight_decay(
-    model: nn.Module, weight_decay: float, skip: Iterable[str] = ()
+    model: nn.Module, weight_decay: float, no_decay: set[str]
 ) -> list[dict]:
     """Split trainable parameters into a weight-decayed group and a group without decay.
 
-    No decay for 1-D parameters (norm weights, biases, ``q_bias``/``v_bias``), for parameters whose
-    name ends with ``.bias``, and for the names in ``skip`` (e.g. ``mask_token``, learned position
-    tables); weight decay ``weight_decay`` for everything else (linear and conv weights).
+    ``no_decay`` holds the parameter names of the unwrapped model (``net.no_weight_decay()``, read
+    before any wrapping: FSDP with ``use_orig_params`` turns every parameter into a flat 1-D
+    view, so shapes read after wrapping would put every weight in the no-decay group); names of
+    the (possibly wrapped) ``model`` are cleaned before they are looked up.
     """
-    skip = set(skip)
     decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
+    no_decay_params: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if param.ndim <= 1 or name.endswith(".bias") or name in skip:
-            no_decay.append(param)
+        if clean_param_name(name) in no_decay:
+            no_decay_params.append(param)
         else:
             decay.append(param)
     return [
         {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": no_decay_params, "weight_decay": 0.0},
     ]

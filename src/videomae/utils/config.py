@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import hydra
 from omegaconf import DictConfig
 
 
@@ -33,6 +34,19 @@ def _positive_int(cfg: DictConfig, key: str, errors: list[str]) -> int | None:
         errors.append(f"{key} must be a positive integer, got {value!r}")
         return None
     return value
+
+
+def _check_masking(cfg: DictConfig, grid: tuple[int, int, int]) -> list[str]:
+    """Build the mask generator and ask it for its masked count on the model's token ``grid``:
+    a ratio that masks nothing (or everything) on that grid is refused here, naming the key."""
+    try:
+        masking = hydra.utils.instantiate(cfg.masking)
+        if hasattr(masking, "num_masked"):
+            masking.num_masked(grid)
+    except Exception as error:  # the generators raise ValueError naming `ratio`
+        cause = error.__cause__ or error
+        return [f"masking.ratio does not fit the token grid {grid}: {cause}"]
+    return []
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -60,9 +74,16 @@ def validate_config(cfg: DictConfig) -> None:
         errors.append(
             f"data.num_frames ({num_frames}) must be divisible by backbone.tubelet_size ({tubelet})"
         )
-    ratio = _get(cfg, "masking.ratio")
-    if ratio is not None and not (isinstance(ratio, (int, float)) and 0.0 < float(ratio) < 1.0):
-        errors.append(f"masking.ratio must be in (0, 1), got {ratio!r}")
+    for key in ("masking.ratio", "masking.encoder.ratio", "masking.decoder.ratio"):
+        ratio = _get(cfg, key)
+        if ratio is not None and not (
+            isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio < 1
+        ):
+            errors.append(f"{key} must be in (0, 1), got {ratio!r}")
+    if not errors and img_size and patch and num_frames and tubelet and "masking" in cfg:
+        errors.extend(
+            _check_masking(cfg, (num_frames // tubelet, img_size // patch, img_size // patch))
+        )
     base_lr = _get(cfg, "model.optim.base_lr")
     if base_lr is not None and not (isinstance(base_lr, (int, float)) and base_lr > 0):
         errors.append(f"model.optim.base_lr must be > 0, got {base_lr!r}")
