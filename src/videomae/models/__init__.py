@@ -5,7 +5,17 @@
 - :mod:`~videomae.models.pretrain`: the masked-autoencoder pretraining network.
 - :mod:`~videomae.models.classifier`: the fine-tuning (video classification) network.
 - :mod:`~videomae.models.registry`: named backbone sizes.
+
+:func:`load` reads a checkpoint of any supported format; it imports :mod:`videomae.checkpoints`
+(the I/O) only when called.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
 
 from videomae.models.classifier import VideoMAEClassifier
 from videomae.models.masking import (
@@ -36,6 +46,18 @@ from videomae.models.vit import (
     sinusoid_table,
 )
 
+
+def load(path: str | Path, *, kind: str | None = None, **overrides: Any) -> nn.Module:
+    """Load a model from an official, HF, Lightning or portable checkpoint.
+
+    A thin wrapper of :func:`videomae.checkpoints.load` (see there), imported on call so that
+    ``videomae.models`` stays free of I/O.
+    """
+    from videomae.checkpoints import load as load_checkpoint
+
+    return load_checkpoint(path, kind=kind, **overrides)
+
+
 __all__ = [
     "ATTENTION_BACKENDS",
     "SIZES",
@@ -58,6 +80,7 @@ __all__ = [
     "create_classifier",
     "create_pretrain",
     "get_size",
+    "load",
     "sinusoid_table",
     "split_mask",
 ]

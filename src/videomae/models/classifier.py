@@ -54,7 +54,9 @@ class VideoMAEClassifier(VisionTransformerTrunk):
             the pooled features).
         img_size, patch_size, num_frames, tubelet_size, in_chans: the clip geometry.
         embed_dim, depth, num_heads, mlp_ratio, qkv_bias: the transformer.
-        norm_eps: LayerNorm epsilon (1e-6 in the official models, ``fc_norm`` included).
+        norm_eps: LayerNorm epsilon of the blocks and ``norm`` (1e-6 in the official models).
+        fc_norm_eps: epsilon of ``fc_norm`` (official 1e-6; HF transformers'
+            ``VideoMAEForVideoClassification`` uses 1e-5 there).
         drop_rate: dropout after the position embedding, in the MLPs and attention projections.
         attn_drop_rate: attention-weight dropout.
         drop_path_rate: stochastic depth, rising linearly from 0 to this value over the blocks.
@@ -96,6 +98,7 @@ class VideoMAEClassifier(VisionTransformerTrunk):
         learnable_pos_embed: bool = False,
         grad_checkpointing: bool = False,
         attention: str = "auto",
+        fc_norm_eps: float = 1e-6,
     ) -> None:
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
@@ -144,10 +147,11 @@ class VideoMAEClassifier(VisionTransformerTrunk):
             "learnable_pos_embed": learnable_pos_embed,
             "grad_checkpointing": grad_checkpointing,
             "attention": check_attention(attention),
+            "fc_norm_eps": fc_norm_eps,
         }  # the constructor arguments, saved in checkpoints to rebuild the network
         self.num_classes = num_classes
         self.use_mean_pooling = use_mean_pooling
-        self.fc_norm = nn.LayerNorm(embed_dim, eps=norm_eps) if use_mean_pooling else None
+        self.fc_norm = nn.LayerNorm(embed_dim, eps=fc_norm_eps) if use_mean_pooling else None
         self.fc_dropout = nn.Dropout(fc_drop_rate) if fc_drop_rate > 0 else nn.Identity()
         self.head_dropout = nn.Dropout(head_drop_rate) if head_drop_rate > 0 else nn.Identity()
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()

@@ -52,6 +52,8 @@ class PretrainDecoder(nn.Module):
         num_heads: decoder attention heads.
         out_dim: pixels per token, ``tubelet * patch * patch * 3``.
         mlp_ratio, qkv_bias, drop_path_rate, init_values, norm_eps: as in the encoder.
+        final_norm_eps: epsilon of the final ``norm`` (default ``norm_eps``; HF transformers
+            uses 1e-5 there).
         grad_checkpointing: recompute block activations in backward during training.
         attention: SDPA backend of the blocks (:data:`videomae.models.vit.ATTENTION_BACKENDS`).
     """
@@ -69,6 +71,7 @@ class PretrainDecoder(nn.Module):
         norm_eps: float = 1e-6,
         grad_checkpointing: bool = False,
         attention: str = "auto",
+        final_norm_eps: float | None = None,
     ) -> None:
         super().__init__()
         self.grad_checkpointing = grad_checkpointing
@@ -86,7 +89,9 @@ class PretrainDecoder(nn.Module):
             )
             for rate in rates
         )
-        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.norm = nn.LayerNorm(
+            embed_dim, eps=norm_eps if final_norm_eps is None else final_norm_eps
+        )
         self.head = nn.Linear(embed_dim, out_dim)
         self.apply(init_vit_weights)
 
@@ -117,7 +122,9 @@ class VideoMAEPretrain(nn.Module):
         mlp_ratio: MLP width ratio of encoder and decoder blocks.
         qkv_bias: learn query/value biases.
         decoder_embed_dim, decoder_depth, decoder_num_heads: the decoder.
-        norm_eps: LayerNorm epsilon.
+        norm_eps: LayerNorm epsilon (1e-6 in the official models).
+        decoder_norm_eps: epsilon of the decoder's final ``norm`` only (official 1e-6; HF
+            transformers' ``VideoMAEForPreTraining`` uses 1e-5 there).
         drop_path_rate: stochastic depth of encoder and decoder (linear over the blocks).
         init_values: layer-scale init (0 = none).
         normalize_target: regress per-tubelet normalized pixels (the paper's default).
@@ -148,6 +155,7 @@ class VideoMAEPretrain(nn.Module):
         normalize_target: bool = True,
         grad_checkpointing: bool = False,
         attention: str = "auto",
+        decoder_norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
         if in_chans != 3:
@@ -175,6 +183,7 @@ class VideoMAEPretrain(nn.Module):
             "normalize_target": normalize_target,
             "grad_checkpointing": grad_checkpointing,
             "attention": check_attention(attention),
+            "decoder_norm_eps": decoder_norm_eps,
         }  # the constructor arguments, saved in checkpoints to rebuild the network
         self.normalize_target = normalize_target
         self.encoder = VisionTransformerEncoder(
@@ -206,6 +215,7 @@ class VideoMAEPretrain(nn.Module):
             norm_eps=norm_eps,
             grad_checkpointing=grad_checkpointing,
             attention=attention,
+            final_norm_eps=decoder_norm_eps,
         )
         # Default nn.Linear init, as the official model (its _init_weights is not applied here).
         self.encoder_to_decoder = nn.Linear(embed_dim, decoder_embed_dim, bias=False)
