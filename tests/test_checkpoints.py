@@ -230,8 +230,12 @@ def test_shape_mismatch_names_the_key(tmp_path: Path) -> None:
 def test_missing_and_unexpected_keys_are_reported(tmp_path: Path) -> None:
     ours = _classifier()
     path = checkpoints.save_portable(ours, tmp_path / "c.safetensors")
-    with pytest.raises(ValueError, match=r"missing keys: none; unexpected keys: \['head\.bias'"):
-        load(path, num_classes=0)
+    headless = load(path, num_classes=0)  # a feature extractor: the head is dropped
+    assert isinstance(headless.head, torch.nn.Identity)
+    extra = {**ours.state_dict(), "blocks.0.attn.k_bias": torch.zeros(192)}
+    torch.save({"model": extra}, tmp_path / "extra.pth")
+    with pytest.raises(ValueError, match=r"unexpected keys: \['blocks\.0\.attn\.k_bias'\]"):
+        load(tmp_path / "extra.pth", **GEOMETRY)
     state = ours.state_dict()
     del state["blocks.0.norm1.bias"]
     torch.save({"model": state}, tmp_path / "ft.pth")
@@ -272,3 +276,54 @@ def test_cli_converts(tmp_path: Path) -> None:
     _same_logits(ours, load(tmp_path / "hf", fc_norm_eps=1e-6).eval(), atol=1e-6)
     assert convert_main([str(tmp_path / "missing.pth"), str(tmp_path / "x.safetensors")]) == 2
     assert convert_main([str(tmp_path / "ft.pth")]) == 2
+
+
+# ---------------------------------------------------------------------------- review fixes
+def test_official_training_checkpoint_with_args_namespace_loads(tmp_path: Path) -> None:
+    """Official `utils.save_model` stores `args` (an argparse.Namespace) beside the weights."""
+    import argparse
+
+    ours = _pretrain()
+    args = argparse.Namespace(model="pretrain_videomae_small_patch16_224", mask_ratio=0.9)
+    torch.save({"model": ours.state_dict(), "args": args, "epoch": 799}, tmp_path / "ck.pth")
+    loaded = load(tmp_path / "ck.pth", **GEOMETRY).eval()
+    _same_pretrain(ours, loaded)
+
+
+def test_pretrain_with_unknown_decoder_width_loads_as_classifier(tmp_path: Path) -> None:
+    ours = _pretrain(decoder_embed_dim=128, decoder_num_heads=4)
+    torch.save({"model": ours.state_dict()}, tmp_path / "pre.pth")
+    classifier = load(tmp_path / "pre.pth", kind="classifier", num_classes=3, **GEOMETRY)
+    assert classifier.num_classes == 3
+    # and an override of the (dropped) decoder does not reach the classifier
+    classifier = load(
+        tmp_path / "pre.pth", kind="classifier", num_classes=3, decoder_num_heads=4, **GEOMETRY
+    )
+    assert isinstance(classifier, VideoMAEClassifier)
+
+
+def test_hf_pretraining_directory_as_classifier(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    ours = _pretrain(decoder_norm_eps=checkpoints.HF_NORM_EPS)
+    checkpoints.save_hf(ours, tmp_path / "hf")
+    classifier = load(tmp_path / "hf", kind="classifier", num_classes=4)
+    assert isinstance(classifier, VideoMAEClassifier) and classifier.num_classes == 4
+    assert torch.equal(classifier.blocks[0].attn.qkv.weight, ours.encoder.blocks[0].attn.qkv.weight)
+
+
+def test_new_num_classes_reinitializes_the_head(tmp_path: Path) -> None:
+    ours = _classifier()  # 5 classes
+    torch.save({"module": ours.state_dict()}, tmp_path / "ft.pth")
+    loaded = load(tmp_path / "ft.pth", num_classes=9, **GEOMETRY)
+    assert loaded.num_classes == 9
+    assert torch.equal(loaded.blocks[1].mlp.fc2.weight, ours.blocks[1].mlp.fc2.weight)
+
+
+def test_cli_takes_head_counts(tmp_path: Path) -> None:
+    ours = _pretrain(decoder_embed_dim=128, decoder_num_heads=4)
+    torch.save({"model": ours.state_dict()}, tmp_path / "pre.pth")
+    out = tmp_path / "out.safetensors"
+    assert convert_main([str(tmp_path / "pre.pth"), str(out)]) == 2  # width 128: heads unknown
+    args = [str(tmp_path / "pre.pth"), str(out), "--decoder-num-heads", "4", "--num-frames", "4"]
+    assert convert_main([*args, "--img-size", "32"]) == 0
+    assert load(out).config["decoder_num_heads"] == 4

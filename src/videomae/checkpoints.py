@@ -41,7 +41,9 @@ unexpected keys are errors (known harmless extras of official checkpoints are dr
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import math
 import pickle
 import re
@@ -83,6 +85,8 @@ _LAYER_PARTS = {
 
 _UNCHANGED = ("encoder_to_decoder.", "mask_token", "decoder.norm.", "decoder.head.", "fc_norm.")
 """Names that HF and the official code share."""
+
+log = logging.getLogger(__name__)
 
 
 def hf_to_official(
@@ -200,7 +204,10 @@ def official_to_hf(
 def _torch_load(path: Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers; refuses code-running pickles."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # official training checkpoints store their argparse options beside the weights: a
+        # Namespace is plain data and allowed; every other non-tensor global is refused
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"refused to load {path}: unpickling it would run code or build arbitrary objects "
@@ -351,6 +358,25 @@ def _build(
     allow_missing: tuple[str, ...] = (),
 ) -> Model:
     """Construct a ``kind`` model from ``config`` + ``overrides`` and load ``state`` into it."""
+    if kind == "classifier":  # arguments of the pretraining network only
+        overrides = {
+            k: v
+            for k, v in overrides.items()
+            if not k.startswith("decoder_") and k != "normalize_target"
+        }
+        # a new number of classes: the stored head does not fit, a fresh one is made (as the
+        # official fine-tuning code does when it starts from another data set's checkpoint)
+        head = state.get("head.weight")
+        wanted = overrides.get("num_classes")
+        if head is not None and wanted is not None and head.shape[0] != wanted:
+            log.warning(
+                "%s: head has %d classes, num_classes=%d: the head is re-initialized",
+                origin,
+                head.shape[0],
+                wanted,
+            )
+            state = {k: v for k, v in state.items() if not k.startswith("head.")}
+            allow_missing = (*allow_missing, "head.")
     config = _normalize_config({**config, **overrides})
     key = "pos_embed" if kind == "classifier" else "encoder.pos_embed"
     _prepare_pos_embed(state, key, config, source_config, kind)
@@ -405,14 +431,18 @@ def _infer_encoder(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, 
 
 
 def _infer_config(
-    state: Mapping[str, torch.Tensor], kind: str, overrides: Mapping[str, Any]
+    state: Mapping[str, torch.Tensor],
+    kind: str,
+    overrides: Mapping[str, Any],
+    with_decoder: bool = True,
 ) -> dict[str, Any]:
-    """Constructor arguments of a ``kind`` model from official-named weights."""
+    """Constructor arguments of a ``kind`` model from official-named weights (the decoder's
+    only when ``with_decoder``: a pretraining checkpoint read for its encoder needs none)."""
     prefix = "encoder." if kind == "pretrain" else ""
     config = _infer_encoder(state, prefix)
     if "num_heads" not in overrides:
         config["num_heads"] = _heads(NUM_HEADS, config["embed_dim"], "num_heads")
-    if kind == "pretrain":
+    if kind == "pretrain" and with_decoder:
         dec_dim = state["mask_token"].shape[-1]
         config["decoder_embed_dim"] = dec_dim
         config["decoder_depth"] = _block_count(state, "decoder.")
@@ -453,8 +483,8 @@ def _load_official(
     allow_missing: tuple[str, ...] = ()
     if is_pretrain:
         state = {k: v for k, v in state.items() if not k.startswith(_HARMLESS)}
-        config = _infer_config(state, "pretrain", overrides)
         target = kind or "pretrain"
+        config = _infer_config(state, "pretrain", overrides, with_decoder=target == "pretrain")
         if target == "classifier":  # fine-tuning init: the encoder, a fresh head and fc_norm
             state = {
                 k[len("encoder.") :]: v
@@ -568,6 +598,16 @@ def _load_hf(directory: Path, kind: str | None, overrides: Mapping[str, Any]) ->
         "norm_eps": hf.get("layer_norm_eps", 1e-12),
     }
     use_mean_pooling = hf.get("use_mean_pooling", True)
+    if kind == "classifier" and architecture == "VideoMAEForPreTraining":
+        # fine-tuning init from HF pretraining weights: its encoder, a fresh head (official path)
+        state = hf_to_official(hf_state, encoder_prefix="encoder.")
+        keep = ("img_size", "patch_size", "num_frames", "tubelet_size", "num_heads", "norm_eps")
+        return _load_official(
+            {"model": state},
+            directory,
+            "classifier",
+            {**{k: config[k] for k in keep}, "fc_norm_eps": HF_NORM_EPS, **overrides},
+        )
     if kind == "pretrain":
         if use_mean_pooling:
             raise ValueError(

@@ -33,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-frames", type=int, help="frames per clip of the model")
     parser.add_argument("--img-size", type=int, help="frame side of the model")
     parser.add_argument("--num-classes", type=int, help="classes of the classifier head")
+    parser.add_argument("--num-heads", type=int, help="encoder attention heads (unknown widths)")
+    parser.add_argument(
+        "--decoder-num-heads", type=int, help="decoder attention heads (unknown widths)"
+    )
     return parser
 
 
@@ -48,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("videomae-convert: error: give the output path DST", file=sys.stderr)
         return 2
     overrides: dict[str, Any] = {}
-    for name in ("num_frames", "img_size", "num_classes"):
+    for name in ("num_frames", "img_size", "num_classes", "num_heads", "decoder_num_heads"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
 

@@ -114,10 +114,15 @@ class PretrainModule(L.LightningModule):
             return self.net(video, encoder_mask, decoder_mask=decoder_mask)
         return self.net(video, mask)
 
-    def on_fit_start(self) -> None:
-        """Compile the network if asked; report the batch sizes and the scaled learning rate."""
-        if self.compile_net:
+    def configure_model(self) -> None:
+        """Compile the network (in place, names unchanged) if asked: here, before a strategy such
+        as FSDP wraps it, and once per module."""
+        if self.compile_net and not getattr(self, "_compiled", False):
             self.net.compile()
+            self._compiled = True
+
+    def on_fit_start(self) -> None:
+        """Report the batch sizes and the scaled learning rate."""
         log.info(
             "batch: %d per device, %d global; peak lr %.3g (base %.3g x %d / 256)",
             self.batch_size,
