@@ -59,6 +59,8 @@ from videomae.models.classifier import VideoMAEClassifier
 from videomae.models.pretrain import VideoMAEPretrain
 from videomae.models.vit import sinusoid_table
 
+log = logging.getLogger(__name__)
+
 KINDS = ("pretrain", "classifier")
 """The model kinds: :class:`VideoMAEPretrain` and :class:`VideoMAEClassifier`."""
 
@@ -85,8 +87,6 @@ _LAYER_PARTS = {
 
 _UNCHANGED = ("encoder_to_decoder.", "mask_token", "decoder.norm.", "decoder.head.", "fc_norm.")
 """Names that HF and the official code share."""
-
-log = logging.getLogger(__name__)
 
 
 def hf_to_official(

@@ -18,7 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from videomae.models.vit import VisionTransformerTrunk, check_attention, no_weight_decay_names
+from videomae.models.vit import (
+    ClipGeometry,
+    VisionTransformerTrunk,
+    check_attention,
+    no_weight_decay_names,
+)
 
 
 def init_finetune_weights(module: nn.Module) -> None:
@@ -36,7 +41,7 @@ def init_finetune_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class VideoMAEClassifier(VisionTransformerTrunk):
+class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
     """VideoMAE video classifier: ``logits = model(video)``.
 
     ``video`` is a normalized float ``(B, 3, T, H, W)``; ``logits`` are ``(B, num_classes)``.
@@ -163,26 +168,6 @@ class VideoMAEClassifier(VisionTransformerTrunk):
                 self.head.bias.mul_(init_scale)
 
     # ------------------------------------------------------------------ geometry
-    @property
-    def img_size(self) -> int | tuple[int, int]:
-        """Frame size as given to the constructor."""
-        return self.config["img_size"]
-
-    @property
-    def patch_size(self) -> int:
-        """Spatial patch side."""
-        return self.config["patch_size"]
-
-    @property
-    def tubelet_size(self) -> int:
-        """Frames per tubelet."""
-        return self.config["tubelet_size"]
-
-    @property
-    def num_frames(self) -> int:
-        """Frames per clip."""
-        return self.config["num_frames"]
-
     def no_weight_decay(self) -> set[str]:
         """Names of the parameters trained without weight decay.
 

@@ -30,6 +30,7 @@ from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 from videomae.models.masking import split_mask
 from videomae.models.vit import (
     Block,
+    ClipGeometry,
     VisionTransformerEncoder,
     check_attention,
     gather_tokens,
@@ -101,7 +102,7 @@ class PretrainDecoder(nn.Module):
         return self.head(self.norm(x[:, x.shape[1] - num_masked :]))
 
 
-class VideoMAEPretrain(nn.Module):
+class VideoMAEPretrain(ClipGeometry, nn.Module):
     """VideoMAE masked-autoencoder pretraining network.
 
     ``loss, pred = model(video, mask)`` with ``video`` ImageNet-normalized float
@@ -227,26 +228,6 @@ class VideoMAEPretrain(nn.Module):
         )
 
     # ------------------------------------------------------------------ geometry
-    @property
-    def img_size(self) -> int | tuple[int, int]:
-        """Frame size as given to the constructor."""
-        return self.config["img_size"]
-
-    @property
-    def patch_size(self) -> int:
-        """Spatial patch side."""
-        return self.config["patch_size"]
-
-    @property
-    def tubelet_size(self) -> int:
-        """Frames per tubelet."""
-        return self.config["tubelet_size"]
-
-    @property
-    def num_frames(self) -> int:
-        """Frames per clip."""
-        return self.config["num_frames"]
-
     @property
     def grid_size(self) -> tuple[int, int, int]:
         """The token grid ``(T', H', W')`` the mask generator draws on."""

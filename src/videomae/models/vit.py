@@ -404,6 +404,34 @@ def no_weight_decay_names(model: nn.Module, always: tuple[str, ...] = ()) -> set
     return names
 
 
+class ClipGeometry:
+    """The clip geometry of a model, read back from its constructor arguments (``self.config``):
+    the one place the pretraining network and the classifier expose it, for the mask generator,
+    the data pipeline and the checkpoint code."""
+
+    config: dict
+
+    @property
+    def img_size(self) -> int | tuple[int, int]:
+        """Frame size as given to the constructor."""
+        return self.config["img_size"]
+
+    @property
+    def patch_size(self) -> int:
+        """Spatial patch side."""
+        return self.config["patch_size"]
+
+    @property
+    def tubelet_size(self) -> int:
+        """Frames per tubelet."""
+        return self.config["tubelet_size"]
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip."""
+        return self.config["num_frames"]
+
+
 class VisionTransformerTrunk(nn.Module):
     """Tubelet embedding + positions + blocks + final norm, as top-level submodules.
 

@@ -74,6 +74,7 @@ class PretrainModule(L.LightningModule):
         self.val_mask_seed = val_mask_seed
         self._last_batch_start: float | None = None
         self._last_batch_size = 0
+        self._compiled = False
         # read off the unwrapped network, before FSDP/compile wrapping changes names and shapes
         names = net.no_weight_decay() if hasattr(net, "no_weight_decay") else None
         self._no_decay = {clean_param_name(n) for n in names or no_weight_decay_names(net)}
@@ -117,7 +118,7 @@ class PretrainModule(L.LightningModule):
     def configure_model(self) -> None:
         """Compile the network (in place, names unchanged) if asked: here, before a strategy such
         as FSDP wraps it, and once per module."""
-        if self.compile_net and not getattr(self, "_compiled", False):
+        if self.compile_net and not self._compiled:
             self.net.compile()
             self._compiled = True
 

@@ -34,20 +34,17 @@ def scaled_lr(base_lr: float, global_batch_size: int, reference: int = 256) -> f
     return base_lr * global_batch_size / reference
 
 
-_WRAPPER_PREFIXES = (
-    "_fsdp_wrapped_module.",
-    "_checkpoint_wrapped_module.",
-    "_orig_mod.",
-    "module.",
-)
+_WRAPPER_PARTS = frozenset({"_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod"})
 
 
 def clean_param_name(name: str) -> str:
-    """``name`` without the prefixes that FSDP, activation checkpointing, ``torch.compile`` and
-    DDP wrappers insert (``_fsdp_wrapped_module.`` etc.), i.e. the name in the unwrapped model."""
-    for prefix in _WRAPPER_PREFIXES:
-        name = name.replace(prefix, "")
-    return name
+    """``name`` without the path parts that FSDP, activation checkpointing and ``torch.compile``
+    insert (``_fsdp_wrapped_module`` etc.) and DDP's leading ``module.``: the name in the
+    unwrapped model."""
+    parts = [part for part in name.split(".") if part not in _WRAPPER_PARTS]
+    if parts and parts[0] == "module":
+        parts = parts[1:]
+    return ".".join(parts)
 
 
 def param_groups_weight_decay(
