@@ -13,46 +13,76 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from videomae.data.datamodule import VideoDataModule
     from videomae.data.datasets import VideoClipDataset
-    from videomae.data.decoding import VideoDecodeError, read_frames, video_length
-    from videomae.data.lists import VideoRecord, read_list
-    from videomae.data.sampling import dense_indices
+    from videomae.data.decoding import VideoDecodeError, VideoInfo, probe, read_frames, video_length
+    from videomae.data.lists import VideoRecord, folder_classes, read_list
+    from videomae.data.sampling import dense_indices, dense_views, segment_indices, segment_views
     from videomae.data.transforms import (
+        ClipRandAugment,
         EvalTransform,
+        FinetuneTransform,
         MultiScaleCrop,
         PretrainTransform,
+        RandomErasing,
+        RandomResizedCrop,
+        TestTransform,
         center_crop_resize,
         normalize,
+        spatial_crops,
     )
 
 _EXPORTS: dict[str, str] = {
     "VideoDataModule": "datamodule",
     "VideoClipDataset": "datasets",
     "VideoDecodeError": "decoding",
+    "VideoInfo": "decoding",
+    "probe": "decoding",
     "read_frames": "decoding",
     "video_length": "decoding",
     "VideoRecord": "lists",
+    "folder_classes": "lists",
     "read_list": "lists",
     "dense_indices": "sampling",
+    "dense_views": "sampling",
+    "segment_indices": "sampling",
+    "segment_views": "sampling",
+    "ClipRandAugment": "transforms",
     "EvalTransform": "transforms",
+    "FinetuneTransform": "transforms",
     "MultiScaleCrop": "transforms",
     "PretrainTransform": "transforms",
+    "RandomErasing": "transforms",
+    "RandomResizedCrop": "transforms",
+    "TestTransform": "transforms",
     "center_crop_resize": "transforms",
     "normalize": "transforms",
+    "spatial_crops": "transforms",
 }
 
 __all__ = [
+    "ClipRandAugment",
     "EvalTransform",
+    "FinetuneTransform",
     "MultiScaleCrop",
     "PretrainTransform",
+    "RandomErasing",
+    "RandomResizedCrop",
+    "TestTransform",
     "VideoClipDataset",
     "VideoDataModule",
     "VideoDecodeError",
+    "VideoInfo",
     "VideoRecord",
     "center_crop_resize",
     "dense_indices",
+    "dense_views",
+    "folder_classes",
     "normalize",
+    "probe",
     "read_frames",
     "read_list",
+    "segment_indices",
+    "segment_views",
+    "spatial_crops",
     "video_length",
 ]
 

@@ -1,19 +1,33 @@
-"""LightningDataModule of dense video clips read from list files (real or synthetic data sets)."""
+"""LightningDataModule of video clips from list files or folder trees (real or synthetic sets)."""
 
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
-from videomae.data.datasets import ON_ERROR_CHOICES, VideoClipDataset
-from videomae.data.lists import VideoRecord, read_list
-from videomae.data.transforms import EvalTransform, PretrainTransform
+from videomae.data.datasets import ON_ERROR_CHOICES, SAMPLING_CHOICES, VideoClipDataset
+from videomae.data.decoding import BACKENDS
+from videomae.data.lists import (
+    LIST_FORMATS,
+    VideoRecord,
+    folder_classes,
+    missing_files,
+    read_list,
+)
+from videomae.data.samplers import ResumableSampler
+from videomae.data.transforms import (
+    EvalTransform,
+    FinetuneTransform,
+    PretrainTransform,
+    TestTransform,
+)
 
 __all__ = ["VideoDataModule"]
 
@@ -25,6 +39,31 @@ def _check_int(key: str, value: Any, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"data.{key} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def _check_optional_int(key: str, value: Any, minimum: int) -> int | None:
+    """``None``, or ``value`` checked by :func:`_check_int`."""
+    return None if value is None else _check_int(key, value, minimum)
+
+
+def _check_float(key: str, value: Any, low: float, high: float) -> float:
+    """``value`` as a float in ``[low, high]``, else ``ValueError`` naming ``data.<key>``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        raise ValueError(f"data.{key} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _check_range(key: str, value: Any, low: float, high: float) -> tuple[float, float]:
+    """A ``[min, max]`` pair of numbers in ``[low, high]`` with ``min <= max``."""
+    ok = isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == 2
+    if ok:
+        ok = all(not isinstance(v, bool) and isinstance(v, numbers.Real) for v in value)
+    if not ok or not low <= value[0] <= value[1] <= high:
+        raise ValueError(
+            f"data.{key} must be a pair [min, max] with {low} <= min <= max <= {high}, "
+            f"got {value!r}"
+        )
+    return float(value[0]), float(value[1])
 
 
 def _check_bool(key: str, value: Any) -> bool:
@@ -41,35 +80,94 @@ def _accelerator_available() -> bool:
     return torch.cuda.is_available()
 
 
-class VideoDataModule(L.LightningDataModule):
-    """Dense video clips for pretraining: list files under ``root`` -> batches of clips.
+MODE_CHOICES = ("pretrain", "finetune")
+"""``pretrain``: multi-scale crop (+ optional flip); ``finetune``: random resized crop, flip,
+RandAugment and random erasing, with repeated augmentation (``num_sample``)."""
 
-    Batches are dicts: ``video`` float32 ``(B, 3, num_frames, img_size, img_size)`` normalized
-    with the ImageNet mean/std, ``label`` int64 ``(B,)``, ``index`` int64 ``(B,)``. Training clips
-    come from a random window with multi-scale crop (and flip if ``flip``); validation clips from
-    the centered window with a center crop.
+_MISSING_SHOWN = 10
+
+
+def _flatten_repeated(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Collate training items; repeated-augmentation items ``(N, C, T, H, W)`` become N rows.
+
+    With ``num_sample = N > 1`` a batch of ``B`` videos gives ``B * N`` clips (each video's clips
+    next to each other) with their labels and indices repeated, as the official code does.
+    """
+    out = default_collate(batch)
+    video = out["video"]
+    if video.ndim == 6:
+        b, n = video.shape[:2]
+        out["video"] = video.reshape(b * n, *video.shape[2:])
+        out["label"] = out["label"].repeat_interleave(n)
+        out["index"] = out["index"].repeat_interleave(n)
+    return out
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Video clips for pretraining, fine-tuning, validation and multi-view test.
+
+    Videos (files or folders of frames) come from list files in the official VideoMAE format
+    (``path label``), VideoMAE V2 lists (``path start total``) or folder-per-class trees, all read
+    by :func:`videomae.data.lists.read_list` (``list_format``); relative paths are relative to
+    ``root``.
+
+    Batches are dicts with ``video``, ``label`` int64, ``index`` int64 (the video's position in
+    its list) and ``broken`` (indices of broken videos replaced for each item, -1 padded):
+
+    - training: ``video`` float32 ``(B, 3, T, S, S)`` (``B = batch_size x num_sample``; the clips
+      of one video are adjacent), ``mode="pretrain"``: multi-scale crop (and flip if ``flip``);
+      ``mode="finetune"``: random resized crop, flip if ``flip``, RandAugment, random erasing;
+    - validation: one view per video (centered window / fixed segments, center crop), same shape;
+    - test (``test_list``, or the validation list when it is ``None``): every view,
+      ``video`` ``(B, V, 3, T, S, S)`` with ``V = test_num_clips x test_num_crops``
+      (temporal-major), batches of ``test_batch_size`` videos.
+
+    ``T = num_frames``, ``S = img_size``; frames are normalized with the ImageNet mean/std.
+    ``sampling="dense"`` takes one frame every ``sampling_rate`` from a window (Kinetics style);
+    ``"segment"`` one frame per segment (Something-Something style).
 
     All values are checked at construction (``ValueError`` naming the ``data.<key>``). For a real
     data set (``synthetic`` is ``None``) the root folder and the list files must exist at
-    construction, else ``FileNotFoundError`` naming the missing path and ``prepare_hint``. With
-    ``synthetic`` set, :meth:`prepare_data` generates the set under ``root`` (if it is not there
-    yet) with ``videomae.data.synthetic.ensure_synthetic``.
+    construction, else ``FileNotFoundError`` naming the missing path and ``prepare_hint``. Videos
+    named by a list but missing on disk are found when the list is read (one message with the
+    count and the first paths): with ``on_error="skip"`` they are left out with a warning, with
+    ``"raise"`` it is an error. With ``synthetic`` set, :meth:`prepare_data` generates the set
+    under ``root`` (if it is not there yet) with ``videomae.data.synthetic.ensure_synthetic``.
 
     Args:
         root: data set folder; relative paths in the lists are relative to it.
-        train_list: training list file, relative to ``root`` unless absolute.
-        val_list: validation list file (same rule), or ``None`` for no validation.
-        num_frames: frames per clip.
-        sampling_rate: stride between clip frames.
+        train_list: training list file or folder tree, relative to ``root`` unless absolute.
+        val_list: validation list (same rule), or ``None`` for no validation.
+        test_list: test list (same rule), or ``None`` to test on the validation list.
+        list_format: ``auto``, ``videomae``, ``videomae_v2`` or ``folders``.
+        label_names: file with one class name per line (e.g. ``labels.txt``), relative to
+            ``root`` unless absolute; ``None``: folder-tree class names, else no names.
+        num_classes: number of classes; ``None``: one more than the largest label in the lists.
+        mode: ``pretrain`` or ``finetune`` (the training augmentation).
+        sampling: ``dense`` or ``segment``.
+        num_frames: frames per clip (segments for segment sampling).
+        sampling_rate: stride between clip frames (dense sampling).
         img_size: output side length.
-        batch_size: clips per batch (per device).
+        batch_size: videos per training/validation batch (per device).
+        test_batch_size: videos per test batch (``None``: ``batch_size``).
         num_workers: DataLoader worker processes (``0``: load in the main process).
         pin_memory: pin batches (only used when an accelerator is available).
         persistent_workers: keep workers between epochs (only used with ``num_workers > 0``).
-        scales: multi-scale crop scales, relative to the short side.
-        flip: random horizontal flip in training (off for left/right-sensitive classes).
-        decode_threads: decord threads per video (``0``: FFmpeg chooses).
+        scales: multi-scale crop scales, relative to the short side (pretraining).
+        flip: random horizontal flip in training (off for left/right-sensitive classes, SSv2).
+        train_scale: random resized crop area range (fine-tuning).
+        train_ratio: random resized crop aspect-ratio range (fine-tuning).
+        rand_augment: timm RandAugment config string, or ``None`` (fine-tuning).
+        reprob: random erasing probability (fine-tuning).
+        num_sample: augmented clips per decoded video in training (repeated augmentation).
+        test_num_clips: temporal views per test video.
+        test_num_crops: spatial crops per temporal view at test time.
+        decode_threads: decoder threads per video (``0``: FFmpeg chooses).
+        short_side: resize frames at decode time to this short side (``None``: original size).
+        backend: ``auto`` (decord, then PyAV when decord fails), ``decord`` or ``pyav``.
+        min_frames: videos with fewer frames are broken (``None``: ``num_frames``).
         on_error: broken videos: ``"skip"`` (next video, with a warning) or ``"raise"``.
+        max_tries: videos tried in a row for one item before the run stops.
         synthetic: ``SyntheticSpec`` fields of the generated set, or ``None`` for a real set.
         prepare_hint: how to prepare the data set, added to missing-file errors.
         seed: mixed into every clip's random generator (``None``: 0).
@@ -81,17 +179,35 @@ class VideoDataModule(L.LightningDataModule):
         root: str,
         train_list: str,
         val_list: str | None,
+        test_list: str | None = None,
+        list_format: str = "auto",
+        label_names: str | None = None,
+        num_classes: int | None = None,
+        mode: str = "pretrain",
+        sampling: str = "dense",
         num_frames: int = 16,
         sampling_rate: int = 4,
         img_size: int = 224,
         batch_size: int = 8,
+        test_batch_size: int | None = None,
         num_workers: int = 4,
         pin_memory: bool = True,
         persistent_workers: bool = True,
         scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
         flip: bool = True,
+        train_scale: Sequence[float] = (0.08, 1.0),
+        train_ratio: Sequence[float] = (0.75, 4.0 / 3.0),
+        rand_augment: str | None = "rand-m7-n4-mstd0.5-inc1",
+        reprob: float = 0.25,
+        num_sample: int = 1,
+        test_num_clips: int = 1,
+        test_num_crops: int = 1,
         decode_threads: int = 1,
+        short_side: int | None = None,
+        backend: str = "auto",
+        min_frames: int | None = None,
         on_error: str = "skip",
+        max_tries: int = 10,
         synthetic: Mapping[str, Any] | None = None,
         prepare_hint: str | None = None,
         seed: int | None = 0,
@@ -103,15 +219,34 @@ class VideoDataModule(L.LightningDataModule):
         self.sampling_rate = _check_int("sampling_rate", sampling_rate, 1)
         self.img_size = _check_int("img_size", img_size, 1)
         self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.test_batch_size = _check_optional_int("test_batch_size", test_batch_size, 1)
         self.num_workers = _check_int("num_workers", num_workers, 0)
         self.decode_threads = _check_int("decode_threads", decode_threads, 0)
+        self.num_sample = _check_int("num_sample", num_sample, 1)
+        self.test_num_clips = _check_int("test_num_clips", test_num_clips, 1)
+        self.test_num_crops = _check_int("test_num_crops", test_num_crops, 1)
+        self.short_side = _check_optional_int("short_side", short_side, 1)
+        self.min_frames = _check_optional_int("min_frames", min_frames, 1)
+        self.max_tries = _check_int("max_tries", max_tries, 1)
+        self.num_classes_config = _check_optional_int("num_classes", num_classes, 1)
         self.seed = 0 if seed is None else _check_int("seed", seed, 0)
         self.pin_memory = _check_bool("pin_memory", pin_memory)
         self.persistent_workers = _check_bool("persistent_workers", persistent_workers)
         self.flip = _check_bool("flip", flip)
-        if on_error not in ON_ERROR_CHOICES:
-            raise ValueError(f"data.on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+        for key, value, choices in (
+            ("on_error", on_error, ON_ERROR_CHOICES),
+            ("mode", mode, MODE_CHOICES),
+            ("sampling", sampling, SAMPLING_CHOICES),
+            ("backend", backend, BACKENDS),
+            ("list_format", list_format, LIST_FORMATS),
+        ):
+            if value not in choices:
+                raise ValueError(f"data.{key} must be one of {choices}, got {value!r}")
         self.on_error = on_error
+        self.mode = mode
+        self.sampling = sampling
+        self.backend = backend
+        self.list_format = list_format
         if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not scales:
             raise ValueError(f"data.scales must be a non-empty list of numbers, got {scales!r}")
         for s in scales:
@@ -120,6 +255,15 @@ class VideoDataModule(L.LightningDataModule):
                     f"data.scales values must be numbers in (0, 1], got {list(scales)}"
                 )
         self.scales = tuple(float(s) for s in scales)
+        self.train_scale = _check_range("train_scale", train_scale, 1e-6, 1.0)
+        self.train_ratio = _check_range("train_ratio", train_ratio, 1e-3, 1e3)
+        self.reprob = _check_float("reprob", reprob, 0.0, 1.0)
+        if rand_augment is not None and (not isinstance(rand_augment, str) or not rand_augment):
+            raise ValueError(
+                f"data.rand_augment must be a timm RandAugment string such as "
+                f"'rand-m7-n4-mstd0.5-inc1', or null; got {rand_augment!r}"
+            )
+        self.rand_augment = rand_augment
         if synthetic is not None and not isinstance(synthetic, Mapping):
             raise ValueError(f"data.synthetic must be a mapping or null, got {synthetic!r}")
         self.synthetic = dict(synthetic) if synthetic is not None else None
@@ -127,23 +271,39 @@ class VideoDataModule(L.LightningDataModule):
         for key, value in (("root", root), ("train_list", train_list)):
             if not isinstance(value, (str, Path)) or not str(value):
                 raise ValueError(f"data.{key} must be a non-empty path, got {value!r}")
-        if val_list is not None and (not isinstance(val_list, (str, Path)) or not str(val_list)):
-            raise ValueError(f"data.val_list must be a non-empty path or null, got {val_list!r}")
+        for key, value in (
+            ("val_list", val_list),
+            ("test_list", test_list),
+            ("label_names", label_names),
+        ):
+            if value is not None and (not isinstance(value, (str, Path)) or not str(value)):
+                raise ValueError(f"data.{key} must be a non-empty path or null, got {value!r}")
 
         self.root = Path(root).expanduser().absolute()
         self.train_list_path = self._resolve(train_list)
         self.val_list_path = self._resolve(val_list) if val_list is not None else None
+        self.test_list_path = self._resolve(test_list) if test_list is not None else None
+        self.label_names_path = self._resolve(label_names) if label_names is not None else None
 
         if self.synthetic is None:
             self._require(self.root, "data.root: data set folder", folder=True)
             self._require(self.train_list_path, "data.train_list: list file")
-            if self.val_list_path is not None:
-                self._require(self.val_list_path, "data.val_list: list file")
+            for key, path in (
+                ("val_list", self.val_list_path),
+                ("test_list", self.test_list_path),
+                ("label_names", self.label_names_path),
+            ):
+                if path is not None:
+                    self._require(path, f"data.{key}: file")
 
         self.train_records: list[VideoRecord] | None = None
         self.val_records: list[VideoRecord] | None = None
+        self.test_records: list[VideoRecord] | None = None
+        self._class_names: list[str] | None = None
+        self._folder_classes: list[str] | None = None
         self.train_set: VideoClipDataset | None = None
         self.val_set: VideoClipDataset | None = None
+        self.test_set: VideoClipDataset | None = None
 
     # ----------------------------------------------------------------------------- paths
 
@@ -152,8 +312,12 @@ class VideoDataModule(L.LightningDataModule):
         return path if path.is_absolute() else self.root / path
 
     def _require(self, path: Path, what: str, folder: bool = False) -> None:
-        """Raise ``FileNotFoundError`` naming ``path`` (and the prepare hint) if it is missing."""
-        exists = path.is_dir() if folder else path.is_file()
+        """Raise ``FileNotFoundError`` naming ``path`` (and the prepare hint) if it is missing.
+
+        A list may be a file or (a folder-per-class tree) a folder; ``folder=True`` demands a
+        folder.
+        """
+        exists = path.is_dir() if folder else path.exists()
         if exists:
             return
         message = f"{what} not found: {path}"
@@ -177,17 +341,105 @@ class VideoDataModule(L.LightningDataModule):
 
         ensure_synthetic(self.root, SyntheticSpec(**self.synthetic))
 
+    def _read(self, key: str, path: Path) -> list[VideoRecord]:
+        """Read one list, check its labels, and deal with videos missing on disk."""
+        self._require(path, f"data.{key}: list file")
+        if (
+            path.is_dir()
+            and self._folder_classes is None
+            and self.list_format in ("auto", "folders")
+        ):
+            tree = self.train_list_path if self.train_list_path.is_dir() else path
+            self._folder_classes = folder_classes(tree)
+        records = read_list(path, self.root, self.list_format, classes=self._folder_classes)
+        limit = self.num_classes_config
+        if limit is not None:
+            for record in records:
+                if record.label >= limit:
+                    raise ValueError(
+                        f"data.{key}: {path}:{record.line}: label {record.label} is not below "
+                        f"data.num_classes={limit}"
+                    )
+        missing = missing_files(records)
+        if missing:
+            shown = "\n  ".join(str(r.path) for r in missing[:_MISSING_SHOWN])
+            more = f"\n  ... and {len(missing) - _MISSING_SHOWN} more" if len(missing) > 10 else ""
+            message = (
+                f"data.{key}: {len(missing)} of {len(records)} videos named in {path} are "
+                f"missing on disk:\n  {shown}{more}"
+            )
+            if self.on_error == "raise":
+                raise FileNotFoundError(message)
+            warnings.warn(
+                message + "\nThey are left out (data.on_error=raise makes this an error).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            gone = {id(r) for r in missing}
+            records = [r for r in records if id(r) not in gone]
+        return records
+
     def _read_lists(self) -> None:
-        """Read the list files once; check that the training list has enough videos."""
+        """Read the list files once; check that the training list has videos."""
         if self.train_records is None:
-            self._require(self.train_list_path, "data.train_list: list file")
-            records = read_list(self.train_list_path, self.root)
+            records = self._read("train_list", self.train_list_path)
             if not records:
-                raise ValueError(f"data.train_list: the list file {self.train_list_path} is empty")
+                raise ValueError(
+                    f"data.train_list: the list {self.train_list_path} has no (existing) videos"
+                )
             self.train_records = records
         if self.val_records is None and self.val_list_path is not None:
-            self._require(self.val_list_path, "data.val_list: list file")
-            self.val_records = read_list(self.val_list_path, self.root)
+            self.val_records = self._read("val_list", self.val_list_path)
+
+    def _read_test_list(self) -> list[VideoRecord]:
+        """The test records: ``test_list``, else the validation list."""
+        if self.test_records is None:
+            self._read_lists()
+            if self.test_list_path is not None:
+                self.test_records = self._read("test_list", self.test_list_path)
+            elif self.val_records is not None:
+                self.test_records = self.val_records
+            else:
+                raise ValueError(
+                    "data.test_list and data.val_list are both null: there is nothing to test on"
+                )
+        return self.test_records
+
+    def _dataset(self, records: list[VideoRecord], stage: str) -> VideoClipDataset:
+        """The dataset of one stage (``train``, ``val`` or ``test``) with its transform."""
+        if stage == "train":
+            if self.mode == "pretrain":
+                transform = PretrainTransform(self.img_size, self.scales, flip=self.flip)
+            else:
+                transform = FinetuneTransform(
+                    self.img_size,
+                    scale=self.train_scale,
+                    ratio=self.train_ratio,
+                    flip=self.flip,
+                    rand_augment=self.rand_augment,
+                    reprob=self.reprob,
+                )
+        elif stage == "val":
+            transform = EvalTransform(self.img_size)
+        else:
+            transform = TestTransform(self.img_size, num_crops=self.test_num_crops)
+        return VideoClipDataset(
+            records,
+            num_frames=self.num_frames,
+            sampling_rate=self.sampling_rate,
+            transform=transform,
+            train=stage == "train",
+            sampling=self.sampling,
+            num_views=self.test_num_clips if stage == "test" else 1,
+            num_sample=self.num_sample if stage == "train" else 1,
+            decode_threads=self.decode_threads,
+            short_side=self.short_side,
+            backend=self.backend,
+            min_frames=self.min_frames,
+            on_error=self.on_error,
+            seed=self.seed,
+            max_tries=self.max_tries,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Read the lists and build the datasets for ``stage`` (``fit``, ``validate``, ...)."""
@@ -200,46 +452,62 @@ class VideoDataModule(L.LightningDataModule):
                     f"videos ({len(self.train_records)}) in {self.train_list_path}; with "
                     "drop_last=True no batch would be made"
                 )
-            self.train_set = VideoClipDataset(
-                self.train_records,
-                num_frames=self.num_frames,
-                sampling_rate=self.sampling_rate,
-                transform=PretrainTransform(self.img_size, self.scales, flip=self.flip),
-                train=True,
-                decode_threads=self.decode_threads,
-                on_error=self.on_error,
-                seed=self.seed,
-            )
+            self.train_set = self._dataset(self.train_records, "train")
         if self.val_records and self.val_set is None:
-            self.val_set = VideoClipDataset(
-                self.val_records,
-                num_frames=self.num_frames,
-                sampling_rate=self.sampling_rate,
-                transform=EvalTransform(self.img_size),
-                train=False,
-                decode_threads=self.decode_threads,
-                on_error=self.on_error,
-                seed=self.seed,
-            )
+            self.val_set = self._dataset(self.val_records, "val")
+        if stage in (None, "test") and self.test_set is None:
+            self.test_set = self._dataset(self._read_test_list(), "test")
 
-    def _loader(self, dataset: VideoClipDataset, train: bool) -> DataLoader:
+    def _loader(self, dataset: VideoClipDataset, stage: str) -> DataLoader:
+        train = stage == "train"
         workers = self.num_workers
+        batch_size = self.batch_size
+        if stage == "test" and self.test_batch_size is not None:
+            batch_size = self.test_batch_size
+        sampler = None
+        if train:
+            # order from (seed, epoch) and items seeded by (seed, epoch, index): a run resumed
+            # mid-epoch continues with exactly the batches of the unbroken run
+            # (videomae.callbacks.resume); a DistributedSampler, so Lightning keeps it under DDP
+            trainer = self._trainer_or_none()
+            sampler = ResumableSampler(
+                dataset,
+                num_replicas=trainer.world_size if trainer is not None else 1,
+                rank=trainer.global_rank if trainer is not None else 0,
+                shuffle=True,
+                seed=self.seed,
+                drop_last=True,
+                with_epoch=True,
+            )
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
-            shuffle=train,
+            batch_size=batch_size,
+            sampler=sampler,
             drop_last=train,
             num_workers=workers,
             pin_memory=self.pin_memory and _accelerator_available(),
             persistent_workers=self.persistent_workers and workers > 0,
+            collate_fn=_flatten_repeated if train else None,
         )
 
+    def _trainer_or_none(self) -> L.Trainer | None:
+        """The attached trainer, if any (the data module also works on its own)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
+
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches of training clips; the last incomplete batch is dropped."""
+        """Shuffled batches of training clips; the last incomplete batch is dropped.
+
+        The order is a permutation drawn from ``(seed, epoch)``, sharded over the data-parallel
+        ranks (each rank a different share), by a
+        :class:`~videomae.callbacks.resume.ResumableSampler`; the trainer sets its epoch.
+        """
         if self.train_set is None:
             self.setup("fit")
         assert self.train_set is not None
-        return self._loader(self.train_set, train=True)
+        return self._loader(self.train_set, "train")
 
     def val_dataloader(self) -> DataLoader | list:
         """Validation clips in list order (all of them); ``[]`` when there is no val list."""
@@ -247,18 +515,27 @@ class VideoDataModule(L.LightningDataModule):
             self.setup("validate")
         if self.val_set is None:
             return []
-        return self._loader(self.val_set, train=False)
+        return self._loader(self.val_set, "val")
+
+    def test_dataloader(self) -> DataLoader:
+        """Every view of every test video, in list order."""
+        if self.test_set is None:
+            self.setup("test")
+        assert self.test_set is not None
+        return self._loader(self.test_set, "test")
 
     # ----------------------------------------------------------------------------- facts
 
     @property
     def num_classes(self) -> int:
-        """``1 + `` the largest label in the train and val lists.
+        """``data.num_classes`` if set, else ``1 + `` the largest label in the train/val lists.
 
         Before the synthetic set is generated, its spec's ``num_classes`` (the set has every
         class in both splits).
         """
-        pending = self.train_records is None and not self.train_list_path.is_file()
+        if self.num_classes_config is not None:
+            return self.num_classes_config
+        pending = self.train_records is None and not self.train_list_path.exists()
         if pending and self.synthetic is not None:
             from videomae.data.synthetic import SyntheticSpec
 
@@ -266,7 +543,25 @@ class VideoDataModule(L.LightningDataModule):
         self._read_lists()
         assert self.train_records is not None
         labels = [r.label for r in self.train_records] + [r.label for r in self.val_records or []]
+        if max(labels) < 0:
+            raise ValueError(
+                f"data.train_list: {self.train_list_path} has no class labels (an unlabeled "
+                "VideoMAE V2 list); set data.num_classes or use a labeled list"
+            )
         return max(labels) + 1
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """Class names by label: from ``label_names``, else the folder tree's classes, else None."""
+        if self._class_names is None:
+            if self.label_names_path is not None:
+                self._require(self.label_names_path, "data.label_names: file")
+                text = self.label_names_path.read_text(encoding="utf-8")
+                self._class_names = [line.strip() for line in text.splitlines() if line.strip()]
+            else:
+                self._read_lists()
+                self._class_names = self._folder_classes
+        return None if self._class_names is None else list(self._class_names)
 
     @property
     def num_train_videos(self) -> int:

@@ -1,4 +1,22 @@
-"""Dataset of dense video clips: record -> frame indices -> decoded frames -> transformed clip."""
+"""Dataset of video clips: record -> frame indices -> decoded frames -> transformed clip(s).
+
+One class serves every stage:
+
+- training: one clip per item from a random window (dense) or random frames per segment (segment
+  sampling), augmented by the training transform; with ``num_sample > 1`` the frames are decoded
+  once and ``num_sample`` differently augmented clips are returned (repeated augmentation);
+- validation: one deterministic view per item (centered window / fixed segment offsets);
+- test: every temporal view of the video (``num_views`` evenly spaced windows or segment offsets),
+  decoded in one pass, handed to a multi-view transform that also makes the spatial crops.
+
+Broken videos never stop a run unless asked to (``on_error="raise"``): a video that cannot be
+decoded, or that has fewer frames than ``min_frames``, is replaced by the next one in the list,
+``(i + 1) % len`` (a deterministic rule, so sampling is not skewed the way a random re-draw would
+skew it), with a warning naming the file and the cause. Each item carries the indices of the videos
+it replaced (``broken``), so the training loop can count and log them per epoch (see
+:class:`videomae.callbacks.broken_videos.BrokenVideoLogger`) even though the datasets live in
+DataLoader worker processes.
+"""
 
 from __future__ import annotations
 
@@ -11,50 +29,84 @@ from torch.utils.data import Dataset
 
 from videomae.data.decoding import VideoDecodeError, read_frames
 from videomae.data.lists import VideoRecord
-from videomae.data.sampling import dense_indices
+from videomae.data.sampling import dense_indices, dense_views, segment_indices, segment_views
+from videomae.data.transforms import TestTransform
 
-__all__ = ["ON_ERROR_CHOICES", "ClipTransform", "VideoClipDataset"]
+__all__ = [
+    "ON_ERROR_CHOICES",
+    "SAMPLING_CHOICES",
+    "ClipTooShortError",
+    "ClipTransform",
+    "VideoClipDataset",
+]
 
 ClipTransform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
-"""uint8 ``(T, H, W, C)`` frames and a generator -> float ``(C, T, H, W)`` clip."""
+"""uint8 ``(T, H, W, C)`` frames and a generator -> float ``(C, T, H, W)`` clip (or, for a
+multi-view transform, uint8 ``(V_t, T, H, W, C)`` -> float ``(V, C, T, H, W)``)."""
 
 ON_ERROR_CHOICES = ("skip", "raise")
+SAMPLING_CHOICES = ("dense", "segment")
+
+
+class ClipTooShortError(VideoDecodeError):
+    """A video has fewer frames than a clip needs (``min_frames``); treated like a broken file."""
 
 
 class VideoClipDataset(Dataset):
-    """One dense clip per video, decoded on demand.
+    """Clips of the videos of a list, decoded on demand.
 
-    Item ``i`` decodes ``num_frames`` frames, one every ``sampling_rate``, from video ``i``: from a
-    random window in training, from the centered window otherwise (see
-    :func:`~videomae.data.sampling.dense_indices`), then applies ``transform``.
+    Sampling (``sampling``):
 
-    Randomness: in training each call seeds a fresh ``numpy`` generator from ``seed``, the index
-    and one draw of torch's global generator. torch's generator is seeded per DataLoader worker
-    and re-seeded every epoch by the DataLoader (and by Lightning's ``seed_everything(seed,
-    workers=True)``), so clips differ across epochs and workers yet a seeded run repeats exactly.
-    Validation items use a generator seeded from ``seed`` and the index only: the same clip every
-    time.
+    - ``"dense"`` (Kinetics style): ``num_frames`` frames, one every ``sampling_rate``, from one
+      window (:func:`~videomae.data.sampling.dense_indices`, random start in training, centered
+      otherwise; :func:`~videomae.data.sampling.dense_views` at test time);
+    - ``"segment"`` (Something-Something style): the video is cut into ``num_frames`` equal segments
+      and one frame is taken from each (:func:`~videomae.data.sampling.segment_indices`: random in
+      training, fixed offsets otherwise); ``sampling_rate`` is not used.
 
-    Broken videos: with ``on_error="skip"`` a video that fails to decode
-    (:class:`~videomae.data.decoding.VideoDecodeError`) is reported with a warning and replaced by
-    the next one, ``(i + 1) % len``, up to ``max_tries`` videos in all; then a ``RuntimeError``
-    names every file tried. The replacement is deterministic (unlike the official code, which
-    draws a random other video). ``on_error="raise"`` re-raises the first error. Failed paths are
-    appended to ``self.failures``; in DataLoader workers each worker has its own copy.
+    Test mode (``num_views > 1``, or a :class:`~videomae.data.transforms.TestTransform`): the
+    ``num_views`` temporal views are decoded together (each distinct frame once) and passed to
+    the transform as uint8 ``(num_views, T, H, W, C)``; the item's ``video`` is then
+    ``(V, C, T, H, W)`` with ``V = num_views x`` the transform's spatial crops.
+
+    Randomness: an item can be asked for by index or by an ``(index, epoch)`` key (what
+    :class:`videomae.callbacks.resume.ResumableSampler` yields with ``with_epoch=True``, as the
+    data module's training loader does). A keyed training item draws from a generator seeded by
+    ``(seed, epoch, index)``: the same clip whatever the worker, the number of workers or a
+    resume, and a new one each epoch. A plain index in training seeds from ``seed``, the index and
+    one draw of torch's global generator (seeded per DataLoader worker and epoch, so a seeded run
+    repeats). Validation and test items use ``(seed, index)`` only.
+
+    Broken videos: see the module docstring. ``max_tries`` videos in a row failing ends in a
+    ``RuntimeError`` naming every file tried (a list that broken is not worth training on).
+    Failed paths are also appended to ``self.failures`` (per process: each DataLoader worker has
+    its own copy).
 
     Args:
         records: the videos and labels (from :func:`~videomae.data.lists.read_list`).
-        num_frames: frames per clip ``T``.
-        sampling_rate: stride between clip frames.
-        transform: ``(frames, rng) -> clip``, e.g. ``PretrainTransform`` or ``EvalTransform``.
-        train: random window (training) or centered window (validation).
-        decode_threads: decord threads per video (``0``: FFmpeg chooses).
-        on_error: ``"skip"`` or ``"raise"``.
+        num_frames: frames per clip ``T`` (the number of segments for segment sampling).
+        sampling_rate: stride between clip frames (dense sampling).
+        transform: ``(frames, rng) -> clip``: ``PretrainTransform``, ``FinetuneTransform``,
+            ``EvalTransform`` or ``TestTransform``.
+        train: random sampling (training) or deterministic views.
+        sampling: ``"dense"`` or ``"segment"``.
+        num_views: temporal views per video at test time (1 otherwise).
+        num_sample: augmented clips per decoded video in training (repeated augmentation).
+        decode_threads: decoder threads per video (``0``: FFmpeg chooses).
+        short_side: resize frames at decode time so the short side has this length (``None``:
+            decode at the original size).
+        backend: decoder, ``"auto"`` (decord, PyAV when decord fails), ``"decord"`` or ``"pyav"``.
+        min_frames: a video with fewer frames is treated as broken (``None``: ``num_frames``);
+            longer videos shorter than a window follow the sampling module's short-video rule.
+        on_error: ``"skip"`` (replace by the next video) or ``"raise"``.
         seed: mixed into every item's generator.
         max_tries: videos tried per item before giving up when skipping.
 
-    Items are dicts: ``video`` float32 ``(C, T, H, W)``, ``label`` int64 scalar, ``index`` int64
-    scalar (the index of the video actually returned, which differs from ``i`` after a skip).
+    Items are dicts: ``video`` float32 ``(C, T, H, W)`` (``(num_sample, C, T, H, W)`` with
+    repeated augmentation, ``(V, C, T, H, W)`` in test mode); ``label`` int64 scalar; ``index``
+    int64 scalar (the index of the video actually returned, which differs from the requested one
+    after a skip); ``broken`` int64 ``(max_tries - 1,)``: indices of the videos that failed and
+    were replaced for this item, padded with -1.
     """
 
     def __init__(
@@ -65,27 +117,52 @@ class VideoClipDataset(Dataset):
         sampling_rate: int,
         transform: ClipTransform,
         train: bool,
+        sampling: str = "dense",
+        num_views: int = 1,
+        num_sample: int = 1,
         decode_threads: int = 1,
+        short_side: int | None = None,
+        backend: str = "auto",
+        min_frames: int | None = None,
         on_error: str = "skip",
         seed: int = 0,
         max_tries: int = 10,
     ) -> None:
         if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-        if sampling_rate < 1:
-            raise ValueError(f"sampling_rate must be >= 1, got {sampling_rate}")
-        if decode_threads < 0:
-            raise ValueError(f"decode_threads must be >= 0, got {decode_threads}")
-        if max_tries < 1:
-            raise ValueError(f"max_tries must be >= 1, got {max_tries}")
+        if sampling not in SAMPLING_CHOICES:
+            raise ValueError(f"sampling must be one of {SAMPLING_CHOICES}, got {sampling!r}")
+        for name, value, minimum in (
+            ("num_frames", num_frames, 1),
+            ("sampling_rate", sampling_rate, 1),
+            ("num_views", num_views, 1),
+            ("num_sample", num_sample, 1),
+            ("decode_threads", decode_threads, 0),
+            ("max_tries", max_tries, 1),
+        ):
+            if value < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        if short_side is not None and short_side < 1:
+            raise ValueError(f"short_side must be >= 1 or None, got {short_side}")
+        if min_frames is not None and min_frames < 1:
+            raise ValueError(f"min_frames must be >= 1 or None, got {min_frames}")
         self.records = list(records)
         self.num_frames = int(num_frames)
         self.sampling_rate = int(sampling_rate)
         self.transform = transform
         self.train = bool(train)
+        self.sampling = sampling
+        self.num_views = int(num_views)
+        self.test = self.num_views > 1 or isinstance(transform, TestTransform)
+        if self.test and self.train:
+            raise ValueError("test views (num_views > 1 or a TestTransform) need train=False")
+        self.num_sample = int(num_sample)
+        if self.num_sample > 1 and not self.train:
+            raise ValueError(f"num_sample={num_sample} (repeated augmentation) needs train=True")
         self.decode_threads = int(decode_threads)
+        self.short_side = short_side
+        self.backend = backend
+        self.min_frames = self.num_frames if min_frames is None else int(min_frames)
         self.on_error = on_error
         self.seed = int(seed)
         self.max_tries = int(max_tries)
@@ -94,52 +171,102 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def _rng(self, index: int) -> np.random.Generator:
-        """Generator of one item: fresh per call in training, fixed per index in validation."""
+    def _rng(self, index: int, epoch: int | None = None) -> np.random.Generator:
+        """Generator of one item (see the class docstring)."""
         if self.train:
+            if epoch is not None:
+                return np.random.default_rng([self.seed, 1 + epoch, index])
             draw = int(torch.randint(0, 2**62, ()).item())
             return np.random.default_rng([self.seed, index, draw])
         return np.random.default_rng([self.seed, index])
 
-    def _load(self, index: int) -> dict[str, torch.Tensor]:
+    def frame_indices(self, length: int, rng: np.random.Generator | None) -> np.ndarray:
+        """Frame indices of one item for a video of ``length`` frames.
+
+        ``(T,)`` for training (``rng`` given) and validation (``rng=None``); in test mode
+        ``(num_views * T,)``, the views one after the other.
+
+        Raises:
+            ClipTooShortError: the video has fewer than ``min_frames`` frames.
+        """
+        if length < self.min_frames:
+            raise ClipTooShortError(
+                "<video>", f"too short: {length} frames, a clip needs at least {self.min_frames}"
+            )
+        if self.test:
+            if self.sampling == "dense":
+                views = dense_views(length, self.num_frames, self.sampling_rate, self.num_views)
+            else:
+                views = segment_views(length, self.num_frames, self.num_views)
+            return views.reshape(-1)
+        if self.sampling == "dense":
+            return dense_indices(length, self.num_frames, self.sampling_rate, rng)
+        return segment_indices(length, self.num_frames, rng)
+
+    def _load(self, index: int, epoch: int | None) -> dict[str, torch.Tensor]:
         record = self.records[index]
-        rng = self._rng(index)
-        window_rng = rng if self.train else None
+        rng = self._rng(index, epoch)
+        sample_rng = rng if self.train else None
 
         def sampler(length: int) -> np.ndarray:
-            return dense_indices(length, self.num_frames, self.sampling_rate, window_rng)
+            return self.frame_indices(length, sample_rng)
 
-        frames = read_frames(record.path, sampler, num_threads=self.decode_threads)
-        video = self.transform(frames, rng)
+        try:
+            frames = read_frames(
+                record.path,
+                sampler,
+                num_threads=self.decode_threads,
+                short_side=self.short_side,
+                backend=self.backend,
+                start=record.start,
+                total=record.total,
+            )
+        except ClipTooShortError as err:  # raised by the sampler, without the file name
+            raise ClipTooShortError(record.path, err.cause or str(err)) from None
+        if self.test:
+            frames = frames.reshape(self.num_views, self.num_frames, *frames.shape[1:])
+            video = self.transform(frames, rng)
+        elif self.num_sample > 1:
+            video = torch.stack([self.transform(frames, rng) for _ in range(self.num_sample)])
+        else:
+            video = self.transform(frames, rng)
         return {
             "video": video,
             "label": torch.tensor(record.label, dtype=torch.int64),
             "index": torch.tensor(index, dtype=torch.int64),
         }
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        i, epoch = key if isinstance(key, tuple) else (key, None)
         n = len(self.records)
         if not -n <= i < n:
             raise IndexError(f"index {i} out of range for {n} videos")
         i %= n
         tried: list[str] = []
+        broken = torch.full((max(self.max_tries - 1, 1),), -1, dtype=torch.int64)
         limit = min(self.max_tries, n)
         for attempt in range(limit):
             index = (i + attempt) % n
             try:
-                return self._load(index)
+                item = self._load(index, epoch)
             except VideoDecodeError as err:
-                self.failures.append(str(self.records[index].path))
+                record = self.records[index]
+                self.failures.append(str(record.path))
                 if self.on_error == "raise":
                     raise
-                tried.append(f"{self.records[index].path} ({err.cause or err})")
+                if attempt < broken.numel():
+                    broken[attempt] = index
+                tried.append(f"{record.path} ({err.cause or err})")
                 then = f"trying index {(index + 1) % n}" if attempt + 1 < limit else "giving up"
                 warnings.warn(
-                    f"skipping broken video {self.records[index].path} (index {index}, list line "
-                    f"{self.records[index].line}): {err.cause or err}; {then}",
+                    f"skipping broken video {record.path} (index {index}, list line "
+                    f"{record.line}): {err.cause or err}; {then}",
                     RuntimeWarning,
                     stacklevel=2,
                 )
+                continue
+            item["broken"] = broken
+            return item
         raise RuntimeError(
             f"{len(tried)} videos in a row failed to decode, starting at index {i} "
             f"(on_error='skip' tries up to {self.max_tries}): " + "; ".join(tried)

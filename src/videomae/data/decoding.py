@@ -1,21 +1,69 @@
-"""Video decoding with decord: open a file, decode only the frames a clip needs.
+"""Video decoding: open a video file or frame folder and decode only the frames a clip needs.
 
-Every failure to read a video (missing file, empty file, not a video, a decoder error part way)
-is raised as :class:`VideoDecodeError`, naming the file and the cause, so the dataset can decide
-to skip the video or stop. Programming errors (a sampler returning indices out of range) are
-raised as they are.
+Backends. Video files are decoded with decord (threads configurable, only the needed frames,
+optional resize at decode time). When decord cannot open or decode a file, PyAV (``av``)
+decodes it instead (``backend="auto"``): it reads the packet index of the video stream (no
+decoding), seeks to the key frame before the first needed frame and decodes forward only to
+the last needed one; a warning names the file and decord's error, once per file and process.
+``backend="decord"`` / ``"pyav"`` force one backend. decord 0.6 fails, for example, on frames
+16, 24, 48 or 72 pixels wide; PyAV reads those.
+
+Frame indices are positions in presentation order, as decord counts them (both backends sort
+the packet timestamps of the video stream), so both backends return the same frames.
+
+Frame folders (the path is a directory): the frames are the folder's ``.jpg`` / ``.jpeg`` /
+``.png`` files in natural name order (``img_2`` before ``img_10``; zero-padded names sort as they
+are). A file's *frame number* is the last run of digits in its name (``img_00001.jpg`` -> 1); a
+folder whose first file carries no digits is numbered from 0. ``start`` is a frame number: the
+clip reads ``total`` files from position ``start - first`` where ``first`` is the number of the
+folder's first file (VideoMAE V2 lists say ``1 300`` for ``img_00001.jpg`` ... ``img_00300.jpg``:
+position 0). A ``start`` below ``first`` (``0`` in a folder numbered from 1, the default of a
+folder-tree record) reads from the first file. Gaps in the numbering are not looked at: after
+the first file, frames are positions. Only the needed images are read and decoded
+(``torchvision.io.decode_image``).
+
+Errors. Every failure to read a video (missing file, empty file, truncated or corrupt file, not
+a video, no video stream, no frames, a decoder error part way, a list window past the end) is
+raised as :class:`VideoDecodeError`, naming the file and the cause, so the dataset can decide to
+skip the video or stop. Programming errors (a sampler returning indices out of range, a bad
+argument) are raised as they are (``ValueError``).
+
+Import order: this module imports PyAV before decord (decord ships an older libvpx; loaded
+first, it breaks PyAV's VP9 encoder in the same process).
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import os
+import re
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import av  # before decord, see the module docstring
 import decord
 import numpy as np
 import torch
 
-__all__ = ["VideoDecodeError", "read_frames", "video_length"]
+__all__ = [
+    "BACKENDS",
+    "VideoDecodeError",
+    "VideoInfo",
+    "frame_folder_files",
+    "probe",
+    "read_frames",
+    "video_length",
+]
+
+BACKENDS = ("auto", "decord", "pyav")
+"""The values of ``backend``."""
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # = videomae.data.lists.IMAGE_SUFFIXES
+_DIGITS = re.compile(r"(\d+)")
+_warned_fallback: set[str] = set()  # files PyAV decoded for decord in this process
 
 
 class VideoDecodeError(RuntimeError):
@@ -23,7 +71,10 @@ class VideoDecodeError(RuntimeError):
 
     Attributes:
         path: the video file (``None`` when rebuilt from a message alone, see below).
-        cause: what went wrong, in words (``None`` likewise).
+        cause: what went wrong, in words (``None`` likewise). Causes start with a fixed phrase
+            per kind: ``file not found``, ``file is empty``, ``truncated or corrupt``, ``not a
+            video file``, ``no video stream``, ``the video has no frames``, ``decoding fails at
+            frame``, ``frame folder``, ``the list asks for``.
 
     A DataLoader worker's exception reaches the main process rebuilt from its formatted message
     alone, ``VideoDecodeError(message)``; that form is accepted so the type survives (the message
@@ -46,41 +97,154 @@ class VideoDecodeError(RuntimeError):
         return (type(self), (self.path, self.cause))
 
 
-def _open(path: str | Path, num_threads: int) -> decord.VideoReader:
-    """Open ``path`` with decord on the CPU; any failure becomes a :class:`VideoDecodeError`."""
+class _DecordError(Exception):
+    """decord could not open or decode a file (the message is decord's reason)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` learns about a video file or frame folder.
+
+    Attributes:
+        path: the file or folder.
+        num_frames: frames that can be read (those the list's ``start``/``total`` select).
+        fps: average frame rate, ``None`` when the container has none (and for frame folders).
+        width: frame width in pixels.
+        height: frame height in pixels.
+        duration_s: ``num_frames / fps``, ``None`` without an fps.
+        codec: codec name (``h264``, ``vp9``, ``mpeg4``; ``jpeg`` / ``png`` for frame folders).
+        backend: what reads it: ``decord``, ``pyav`` (decord cannot) or ``frames`` (a folder).
+        declared_frames: frames the container header announces (``None`` when it does not say);
+            clearly more than ``num_frames`` means the file is truncated.
+    """
+
+    path: str
+    num_frames: int
+    fps: float | None
+    width: int
+    height: int
+    duration_s: float | None
+    codec: str | None
+    backend: str
+    declared_frames: int | None = None
+
+
+# ------------------------------------------------------------------------------ small helpers
+
+
+def _check_args(backend: str, short_side: int | None, start: int, total: int | None) -> None:
+    """Raise ``ValueError`` naming a bad keyword argument of :func:`read_frames`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if short_side is not None and short_side < 1:
+        raise ValueError(f"short_side must be >= 1 or None, got {short_side}")
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    if total is not None and total < 1:
+        raise ValueError(f"total must be >= 1 or None, got {total}")
+
+
+def _check_file(path: str | Path) -> Path:
+    """The path of an existing, non-empty file, or a :class:`VideoDecodeError` saying why not."""
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise VideoDecodeError(path, "file not found")
+    if not file.is_file():
+        raise VideoDecodeError(path, "not a regular file")
     if file.stat().st_size == 0:
         raise VideoDecodeError(path, "file is empty (0 bytes)")
+    return file
+
+
+def _container_kind(path: Path) -> str | None:
+    """The container a file's first bytes announce (``MP4``, ``Matroska/WebM``, ...), or None."""
+    with path.open("rb") as f:
+        head = f.read(512)
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"):
+        return "MP4/QuickTime"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "Matroska/WebM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "MPEG-PS"
+    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
+        return "MPEG-TS"
+    if head[:3] == b"FLV":
+        return "FLV"
+    if head[:4] == b"OggS":
+        return "Ogg"
+    if head[:8] == b"\x30\x26\xb2\x75\x8e\x66\xcf\x11":
+        return "ASF/WMV"
+    return None
+
+
+def _text_excerpt(path: Path) -> str | None:
+    """The file's first line when its start is printable UTF-8 text, else None."""
+    with path.open("rb") as f:
+        head = f.read(256)
     try:
-        return decord.VideoReader(str(file), ctx=decord.cpu(0), num_threads=num_threads)
-    except Exception as err:  # decord raises RuntimeError / DECORDError with ffmpeg's reason
-        raise VideoDecodeError(path, f"decord cannot open it ({err})") from err
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text or not all(c.isprintable() or c in "\r\n\t" for c in text):
+        return None
+    return text.splitlines()[0][:40] if text.strip() else None
 
 
-def _length(reader: decord.VideoReader, path: str | Path) -> int:
-    """Frame count of an open reader, ``>= 1``."""
-    try:
-        length = len(reader)
-    except Exception as err:
-        raise VideoDecodeError(path, f"cannot read the frame count ({err})") from err
-    if length < 1:
-        raise VideoDecodeError(path, "the video has no frames")
-    return length
+def _unreadable_cause(file: Path, detail: str) -> str:
+    """Why FFmpeg cannot open a non-empty file: a truncated/corrupt container or no video.
 
-
-def video_length(path: str | Path, num_threads: int = 1) -> int:
-    """Number of frames of a video file (from the container index, without decoding frames).
-
-    Raises:
-        VideoDecodeError: the file cannot be opened or has no frames.
+    ``detail`` is the reader's own message (e.g. ``pyav: Invalid data found ...``).
     """
-    reader = _open(path, num_threads)
-    try:
-        return _length(reader, path)
-    finally:
-        del reader
+    kind = _container_kind(file)
+    if kind is not None:
+        return f"truncated or corrupt {kind} file (the container cannot be read; {detail})"
+    text = _text_excerpt(file)
+    if text is not None:
+        return f"not a video file (it holds text: {text!r})"
+    return f"not a video file (no known container signature; {detail})"
+
+
+def _target_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """``(height, width)`` with the short side ``short_side`` and the aspect ratio kept."""
+    if height <= width:
+        return short_side, max(1, round(width * short_side / height))
+    return max(1, round(height * short_side / width)), short_side
+
+
+def _window(length: int, position: int, total: int | None, path: str | Path, start: int):
+    """``(first position, frame count)`` of the frames a list entry selects; checks the bounds."""
+    if position >= length:
+        raise VideoDecodeError(
+            path, f"the list asks for frames from {start}, but there are only {length} frames"
+        )
+    available = length - position
+    if total is None:
+        return position, available
+    if total > available:
+        raise VideoDecodeError(
+            path,
+            f"the list asks for {total} frames from frame {start}, only {available} are there "
+            f"({length} in all)",
+        )
+    return position, total
+
+
+def _plan(
+    sampler: Callable[[int], np.ndarray], count: int, offset: int, path: str | Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ask the sampler for indices of a ``count``-frame clip; return the sorted distinct
+    absolute frame positions to decode and, per requested index, its row among them."""
+    indices = np.asarray(sampler(count), dtype=np.int64)
+    if indices.ndim != 1 or indices.size == 0:
+        raise ValueError(f"sampler must return a non-empty 1-D index array, got {indices.shape}")
+    if indices.min() < 0 or indices.max() >= count:
+        raise ValueError(
+            f"sampler returned indices outside [0, {count - 1}] for {path}: {indices.tolist()}"
+        )
+    unique, inverse = np.unique(indices, return_inverse=True)
+    return unique + offset, inverse.reshape(-1)
 
 
 def _to_tensor(batch: object) -> torch.Tensor:
@@ -92,53 +256,564 @@ def _to_tensor(batch: object) -> torch.Tensor:
     return torch.from_numpy(np.asarray(batch))
 
 
+def _warn_fallback(path: str | Path, decord_error: BaseException) -> None:
+    """Warn once per file and process that PyAV decodes a file decord could not."""
+    key = str(path)
+    if key in _warned_fallback:
+        return
+    _warned_fallback.add(key)
+    warnings.warn(
+        f"decord cannot read {key} ({decord_error}); decoding it with PyAV instead (slower)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+# ------------------------------------------------------------------------------ frame folders
+
+
+def frame_folder_files(folder: str | Path) -> list[str]:
+    """Names of a frame folder's images (``.jpg``, ``.jpeg``, ``.png``) in natural name order."""
+    from videomae.data.lists import natural_key
+
+    with os.scandir(folder) as it:
+        names = [
+            e.name
+            for e in it
+            if not e.name.startswith(".")
+            and os.path.splitext(e.name)[1].lower() in _IMAGE_SUFFIXES
+            and e.is_file()
+        ]
+    return sorted(names, key=natural_key)
+
+
+def _frame_number(name: str) -> int | None:
+    """The last run of digits in a file name without its suffix (``img_00012.jpg`` -> 12)."""
+    digits = _DIGITS.findall(os.path.splitext(name)[0])
+    return int(digits[-1]) if digits else None
+
+
+def _folder_window(folder: Path, start: int, total: int | None) -> tuple[list[str], int, int]:
+    """Image names of a frame folder and the ``(position, count)`` a list entry selects."""
+    names = frame_folder_files(folder)
+    if not names:
+        raise VideoDecodeError(folder, "frame folder has no .jpg/.jpeg/.png images")
+    first = _frame_number(names[0]) or 0
+    position, count = _window(len(names), max(start - first, 0), total, folder, start)
+    return names, position, count
+
+
+def _decode_image(file: Path) -> torch.Tensor:
+    """One image file -> uint8 ``(3, H, W)`` RGB."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    data = torch.frombuffer(bytearray(file.read_bytes()), dtype=torch.uint8)
+    if data.numel() == 0:
+        raise VideoDecodeError(file.parent, f"frame folder image {file.name} is empty (0 bytes)")
+    try:
+        return decode_image(data, mode=ImageReadMode.RGB)
+    except Exception as err:
+        raise VideoDecodeError(
+            file.parent, f"frame folder image {file.name} cannot be decoded ({err})"
+        ) from err
+
+
+def _resize_chw(frames: torch.Tensor, short_side: int | None) -> torch.Tensor:
+    """Resize uint8 ``(K, 3, H, W)`` frames so the short side is ``short_side`` (bilinear,
+    antialiased); unchanged when ``short_side`` is None or already met."""
+    if short_side is None:
+        return frames
+    height, width = frames.shape[-2:]
+    size = _target_size(height, width, short_side)
+    if size == (height, width):
+        return frames
+    from torchvision.transforms.v2 import functional as F
+
+    return F.resize(frames, list(size), antialias=True)
+
+
+def _read_folder(
+    folder: Path,
+    sampler: Callable[[int], np.ndarray],
+    short_side: int | None,
+    start: int,
+    total: int | None,
+) -> torch.Tensor:
+    """Decode the needed images of a frame folder -> uint8 ``(K, H, W, 3)``."""
+    names, position, count = _folder_window(folder, start, total)
+    unique, inverse = _plan(sampler, count, position, folder)
+    images = [_decode_image(folder / names[i]) for i in unique.tolist()]
+    sizes = {tuple(im.shape[-2:]) for im in images}
+    if len(sizes) > 1:
+        raise VideoDecodeError(folder, f"frame folder images differ in size: {sorted(sizes)}")
+    frames = _resize_chw(torch.stack(images), short_side)
+    return frames.permute(0, 2, 3, 1)[torch.from_numpy(inverse)].contiguous()
+
+
+# ---------------------------------------------------------------------------------- decord
+
+
+def _decord_reader(file: Path, num_threads: int, size: tuple[int, int] | None):
+    """Open ``file`` with decord on the CPU (at ``size = (height, width)`` when given)."""
+    height, width = size if size is not None else (-1, -1)
+    try:
+        reader = decord.VideoReader(
+            str(file), ctx=decord.cpu(0), width=width, height=height, num_threads=num_threads
+        )
+        length = len(reader)
+    except Exception as err:  # decord raises RuntimeError / DECORDError with ffmpeg's reason
+        raise _DecordError(f"cannot open it: {_short(err)}") from err
+    if length < 1:
+        raise _DecordError("it reports no frames")
+    return reader, length
+
+
+def _short(err: BaseException) -> str:
+    """An exception's message on one line, without decord's source-location prefix or the file
+    name PyAV appends."""
+    text = getattr(err, "strerror", None) or str(err)
+    text = " ".join(str(text).split())
+    text = re.sub(r"\[[\d:]+\] \S+:\d+: ", "", text)
+    return text[:300] or type(err).__name__
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _source_size(file: str) -> tuple[int, int] | None:
+    """``(height, width)`` of a video stream from the container header (no decoding; about
+    2 ms, cached per file for the next epochs)."""
+    try:
+        with av.open(file) as container:
+            if not container.streams.video:
+                return None
+            ctx = container.streams.video[0].codec_context
+            return (ctx.height, ctx.width) if ctx.height > 0 and ctx.width > 0 else None
+    except Exception:
+        return None
+
+
+def _read_decord(
+    file: Path,
+    sampler: Callable[[int], np.ndarray],
+    num_threads: int,
+    short_side: int | None,
+    start: int,
+    total: int | None,
+    plan_out: list,
+) -> torch.Tensor:
+    """Decode with decord; decord's own failures raise :class:`_DecordError`.
+
+    The plan (unique positions, inverse, decord's frame count) is appended to ``plan_out`` so
+    that a PyAV fallback can decode the same frames without asking the sampler again.
+    """
+    size = None
+    if short_side is not None:
+        source = _source_size(str(file))
+        if source is not None:
+            size = _target_size(*source, short_side)
+            size = None if size == source else size
+    reader, length = _decord_reader(file, num_threads, size)
+    try:
+        position, count = _window(length, start, total, file, start)
+        unique, inverse = _plan(sampler, count, position, file)
+        plan_out.append((unique, inverse, length))
+        try:
+            batch = _to_tensor(reader.get_batch(unique.tolist()))
+        except Exception as err:
+            raise _DecordError(
+                f"decoding frames {unique.tolist()} of {length} failed: {_short(err)}"
+            ) from err
+    finally:
+        del reader
+    if batch.ndim != 4 or batch.shape[0] != unique.size or batch.shape[-1] != 3:
+        raise _DecordError(
+            f"it returned shape {tuple(batch.shape)}, expected ({unique.size}, H, W, 3)"
+        )
+    if short_side is not None and size is None:  # size unknown before decoding: resize now
+        batch = _resize_chw(batch.permute(0, 3, 1, 2), short_side).permute(0, 2, 3, 1)
+    return batch[torch.from_numpy(inverse)].contiguous()
+
+
+# ------------------------------------------------------------------------------------ PyAV
+
+
+def _open_av(file: Path):
+    """Open ``file`` with PyAV; a failure becomes a :class:`VideoDecodeError` with a cause."""
+    try:
+        return av.open(str(file))
+    except Exception as err:
+        raise VideoDecodeError(file, _unreadable_cause(file, f"pyav: {_short(err)}")) from err
+
+
+def _video_stream(container, file: Path):
+    """The first video stream, or a ``no video stream`` error listing what the file holds."""
+    if container.streams.video:
+        return container.streams.video[0]
+    held = ", ".join(f"{s.type}/{s.codec_context.name}" for s in container.streams) or "nothing"
+    raise VideoDecodeError(file, f"no video stream (the file holds: {held})")
+
+
+@dataclass
+class _PacketIndex:
+    """Presentation timestamps of a video stream's frames, in order, and its key frames."""
+
+    pts: list[int] | None  # None when the packets carry no timestamps
+    keyframes: list[int]  # positions (into pts order) of key frames
+    count: int
+
+
+def _packet_index(container, stream, file: Path) -> _PacketIndex:
+    """Read the packet index of ``stream`` (demuxing only, no decoding)."""
+    stamps: list[tuple[int, bool]] = []
+    missing = False
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            missing = missing or stamp is None
+            stamps.append((stamp if stamp is not None else len(stamps), packet.is_keyframe))
+    except Exception as err:
+        if not stamps:
+            raise VideoDecodeError(file, _unreadable_cause(file, f"pyav: {_short(err)}")) from err
+        # a read error part way (truncated file): index what was read
+    if missing:
+        return _PacketIndex(None, [0], len(stamps))
+    stamps.sort()
+    keyframes = [i for i, (_, key) in enumerate(stamps) if key] or [0]
+    return _PacketIndex([s for s, _ in stamps], keyframes, len(stamps))
+
+
+def _no_frames_cause(container, stream) -> str:
+    """Cause for a video stream without frames: a truncated file when the header promised some."""
+    declared = _declared_frames(container, stream, None)
+    if declared:
+        return f"truncated or corrupt: the header announces {declared} frames, none can be read"
+    return "the video has no frames"
+
+
+def _pyav_frames(
+    file: Path,
+    unique: np.ndarray,
+    container,
+    stream,
+    index: _PacketIndex,
+    size: tuple[int, int] | None,
+) -> list[np.ndarray]:
+    """Decode the frames at the sorted positions ``unique``: seek to the key frame before the
+    first, decode forward to the last. Returns one RGB ``(H, W, 3)`` array per position.
+
+    Decoded frames are placed by their timestamps; when those do not match the packet index,
+    come out of order (AVI files with packed B-frames carry such timestamps) or are missing,
+    frames are counted from the start of the stream instead (as decord does for those files).
+    """
+    got: dict[int, np.ndarray] = {}
+    by_time = index.pts is not None and _decode_range(
+        file, unique, container, stream, index, size, got, by_time=True
+    )
+    if not by_time:
+        got.clear()
+        _decode_range(file, unique, container, stream, index, size, got, by_time=False)
+    missing = sorted(set(unique.tolist()) - set(got))
+    if missing:
+        raise VideoDecodeError(
+            file,
+            f"decoding fails at frame {missing[0]} of {index.count}: the decoder stops before it",
+        )
+    return [got[i] for i in unique.tolist()]
+
+
+def _decode_range(
+    file: Path,
+    unique: np.ndarray,
+    container,
+    stream,
+    index: _PacketIndex,
+    size: tuple[int, int] | None,
+    got: dict[int, np.ndarray],
+    by_time: bool,
+) -> bool:
+    """One decoding pass filling ``got`` (position -> RGB array). ``by_time``: seek to the key
+    frame before the first wanted position and place frames by timestamp; returns False when no
+    decoded timestamp matched the index or the timestamps went backwards. Otherwise: decode from
+    the start, counting frames."""
+    wanted = set(unique.tolist())
+    first, last = int(unique[0]), int(unique[-1])
+    height, width = size if size is not None else (None, None)
+    matched = False
+    if by_time:
+        assert index.pts is not None
+        position_of = {p: i for i, p in enumerate(index.pts)}
+        key = max((k for k in index.keyframes if k <= first), default=0)
+        container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
+    else:
+        position_of = None
+        container.seek(0, stream=stream, backward=True, any_frame=False)
+    position = -1
+    try:
+        for frame in container.decode(stream):
+            if position_of is not None:
+                found = position_of.get(frame.pts)
+                if found is None:
+                    continue
+                if found < position:  # timestamps out of presentation order (AVI): count
+                    return False
+                position, matched = found, True
+            else:
+                position += 1
+            if position in wanted:
+                got[position] = frame.to_ndarray(
+                    format="rgb24", width=width, height=height, interpolation="BICUBIC"
+                )
+            if position >= last:
+                break
+    except Exception as err:
+        pending = min(wanted - set(got), default=last)
+        raise VideoDecodeError(
+            file, f"decoding fails at frame {pending} of {index.count} (pyav: {_short(err)})"
+        ) from err
+    return matched or not by_time
+
+
+def _read_pyav(
+    file: Path,
+    sampler: Callable[[int], np.ndarray],
+    num_threads: int,
+    short_side: int | None,
+    start: int,
+    total: int | None,
+    plan: tuple[np.ndarray, np.ndarray, int] | None,
+) -> torch.Tensor:
+    """Decode with PyAV. ``plan`` reuses decord's frame choice when it fits this file."""
+    with _open_av(file) as container:
+        stream = _video_stream(container, file)
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = num_threads
+        index = _packet_index(container, stream, file)
+        if index.count == 0:
+            raise VideoDecodeError(file, _no_frames_cause(container, stream))
+        if plan is not None and plan[2] == index.count:
+            unique, inverse = plan[0], plan[1]
+        else:
+            position, count = _window(index.count, start, total, file, start)
+            unique, inverse = _plan(sampler, count, position, file)
+        size = None
+        if short_side is not None:
+            ctx = stream.codec_context
+            size = _target_size(ctx.height, ctx.width, short_side) if ctx.height > 0 else None
+        frames = _pyav_frames(file, unique, container, stream, index, size)
+    batch = torch.from_numpy(np.stack(frames))
+    if short_side is not None and size is None:
+        batch = _resize_chw(batch.permute(0, 3, 1, 2), short_side).permute(0, 2, 3, 1)
+    return batch[torch.from_numpy(inverse)].contiguous()
+
+
+# ------------------------------------------------------------------------------- public API
+
+
 def read_frames(
     path: str | Path,
     sampler: Callable[[int], np.ndarray],
     num_threads: int = 1,
+    *,
+    short_side: int | None = None,
+    backend: str = "auto",
+    start: int = 0,
+    total: int | None = None,
 ) -> torch.Tensor:
-    """Decode the frames of a clip.
+    """Decode the frames of a clip from a video file or a frame folder.
 
     Opens the video, asks ``sampler(num_video_frames)`` for the frame indices and decodes only
-    those frames (decord seeks to the nearest key frame before the first one).
+    those frames: each distinct frame once (sorted, then gathered into the requested order), so
+    a sampler may return several views concatenated, with repeats, in any order.
 
     Args:
-        path: the video file.
-        sampler: maps the number of frames in the video to the indices to decode, a 1-D integer
-            array of length ``T`` with values in ``[0, num_video_frames - 1]`` (repeats allowed),
-            e.g. ``lambda n: dense_indices(n, 16, 4, rng)``.
-        num_threads: decoder threads (decord; ``0`` lets FFmpeg choose).
+        path: the video file, or a frame folder (a directory of images, see the module
+            docstring).
+        sampler: maps the number of frames of the clip's range to the indices to decode, a 1-D
+            integer array of length ``K`` with values in ``[0, num_video_frames - 1]``, e.g.
+            ``lambda n: dense_indices(n, 16, 4, rng)``.
+        num_threads: decoder threads (``0`` lets FFmpeg choose; unused for frame folders).
+        short_side: resize at decode time so that the short side of a frame is ``short_side``
+            pixels, keeping the aspect ratio (``None``: original size). decord scales inside
+            FFmpeg (bicubic) at the size computed from the container header; PyAV likewise;
+            frame folders are resized after decoding (bilinear, antialiased).
+        backend: ``auto`` (decord, PyAV when decord fails on the file), ``decord`` or ``pyav``.
+        start: first frame of the range: a frame number for frame folders (see the module
+            docstring), a frame position for video files (``0``: the beginning).
+        total: frames in the range (``None``: to the end).
 
     Returns:
-        uint8 tensor ``(T, H, W, C)``, RGB, ``C == 3``.
+        uint8 tensor ``(K, H, W, 3)``, RGB.
 
     Raises:
-        VideoDecodeError: the file cannot be opened, has no frames or fails to decode.
-        ValueError: the sampler returned indices that are empty or out of range.
+        VideoDecodeError: the video cannot be read (the cause says why: missing, empty,
+            truncated, not a video, no video stream, no frames, decoding fails at frame k, a
+            range past the end); with ``auto``, a file neither backend reads names both causes.
+        ValueError: a bad argument, or the sampler returned indices that are empty or out of
+            range.
     """
-    reader = _open(path, num_threads)
-    try:
-        length = _length(reader, path)
-        indices = np.asarray(sampler(length), dtype=np.int64)
-        if indices.ndim != 1 or indices.size == 0:
-            raise ValueError(
-                f"sampler must return a non-empty 1-D index array, got {indices.shape}"
-            )
-        if indices.min() < 0 or indices.max() >= length:
-            raise ValueError(
-                f"sampler returned indices outside [0, {length - 1}] for {path}: {indices.tolist()}"
-            )
+    _check_args(backend, short_side, start, total)
+    if Path(path).is_dir():
+        return _read_folder(Path(path), sampler, short_side, start, total)
+    file = _check_file(path)
+    decord_error: _DecordError | None = None
+    plan: list = []
+    if backend in ("auto", "decord"):
         try:
-            frames = _to_tensor(reader.get_batch(indices.tolist()))
-        except Exception as err:
-            raise VideoDecodeError(
-                path, f"decoding frames {indices.tolist()} of {length} failed ({err})"
-            ) from err
-    finally:
-        del reader
-    if frames.ndim != 4 or frames.shape[0] != indices.size or frames.shape[-1] != 3:
-        raise VideoDecodeError(
-            path,
-            f"decoder returned shape {tuple(frames.shape)}, expected ({indices.size}, H, W, 3)",
+            return _read_decord(file, sampler, num_threads, short_side, start, total, plan)
+        except _DecordError as err:
+            if backend == "decord":
+                raise VideoDecodeError(path, _decord_cause(file, err)) from err
+            decord_error = err
+    try:
+        frames = _read_pyav(
+            file, sampler, num_threads, short_side, start, total, plan[0] if plan else None
         )
+    except VideoDecodeError as err:
+        if decord_error is None or type(err) is not VideoDecodeError:  # e.g. a sampler's own
+            raise
+        raise VideoDecodeError(path, f"{err.cause} [decord: {decord_error}]") from err
+    if decord_error is not None:
+        _warn_fallback(path, decord_error)
     return frames
+
+
+def _decord_cause(file: Path, err: _DecordError) -> str:
+    """Cause for ``backend="decord"``: decord's message, classified like PyAV's when it could
+    not open the file."""
+    message = str(err)
+    if message.startswith("cannot open it"):
+        if "cannot find video stream" in message:
+            return f"no video stream (decord: {message})"
+        return _unreadable_cause(file, f"decord: {message}")
+    if message.startswith("decoding frames"):
+        return f"decoding fails (decord: {message})"
+    return f"decord: {message}"
+
+
+def video_length(
+    path: str | Path,
+    num_threads: int = 1,
+    *,
+    backend: str = "auto",
+    start: int = 0,
+    total: int | None = None,
+) -> int:
+    """Number of frames of a video file or frame folder, without decoding frames.
+
+    With ``start`` / ``total`` (list entries), the number of frames of that range, checked to
+    lie inside the video. ``backend`` as in :func:`read_frames`.
+
+    Raises:
+        VideoDecodeError: the video cannot be opened, has no frames or is shorter than the range.
+    """
+    _check_args(backend, None, start, total)
+    if Path(path).is_dir():
+        return _folder_window(Path(path), start, total)[2]
+    file = _check_file(path)
+    decord_error: _DecordError | None = None
+    if backend in ("auto", "decord"):
+        try:
+            reader, length = _decord_reader(file, num_threads, None)
+            del reader
+            return _window(length, start, total, path, start)[1]
+        except _DecordError as err:
+            if backend == "decord":
+                raise VideoDecodeError(path, _decord_cause(file, err)) from err
+            decord_error = err
+    try:
+        with _open_av(file) as container:
+            stream = _video_stream(container, file)
+            length = _packet_index(container, stream, file).count
+            if length == 0:
+                raise VideoDecodeError(file, _no_frames_cause(container, stream))
+    except VideoDecodeError as err:
+        if decord_error is None:
+            raise
+        raise VideoDecodeError(path, f"{err.cause} [decord: {decord_error}]") from err
+    return _window(length, start, total, path, start)[1]
+
+
+def _declared_frames(container, stream, fps: float | None) -> int | None:
+    """Frames the container header announces: the stream's frame count, else its duration (or
+    the container's, when the video is its only stream) times the frame rate."""
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames)
+    rate = fps
+    if rate is None and stream.average_rate:
+        rate = float(stream.average_rate)
+    if not rate:
+        return None
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration and len(container.streams) == 1:
+        seconds = container.duration / av.time_base
+    else:
+        return None
+    return round(seconds * rate) if seconds > 0 else None
+
+
+def probe(
+    path: str | Path, num_threads: int = 1, *, start: int = 0, total: int | None = None
+) -> VideoInfo:
+    """Read a video's metadata from its container (no decoding of frames; frame folders: the
+    first image) .
+
+    The frame count is decord's (the one :func:`read_frames` uses), or PyAV's packet count when
+    decord cannot open the file (``backend="pyav"``). With ``start`` / ``total`` the count is
+    that of the range (checked like :func:`read_frames` does).
+
+    Raises:
+        VideoDecodeError: missing, empty, truncated, not a video, no video stream (cause ``no
+            video stream (the file holds: audio/aac)``), no frames, a range past the end.
+    """
+    _check_args("auto", None, start, total)
+    if Path(path).is_dir():
+        folder = Path(path)
+        names, position, count = _folder_window(folder, start, total)
+        image = _decode_image(folder / names[position])
+        suffix = os.path.splitext(names[position])[1].lower()
+        return VideoInfo(
+            path=str(path),
+            num_frames=count,
+            fps=None,
+            width=int(image.shape[-1]),
+            height=int(image.shape[-2]),
+            duration_s=None,
+            codec="png" if suffix == ".png" else "jpeg",
+            backend="frames",
+        )
+    file = _check_file(path)
+    with _open_av(file) as container:
+        stream = _video_stream(container, file)
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else None
+        width, height, codec = int(ctx.width), int(ctx.height), ctx.name
+        declared = _declared_frames(container, stream, fps)
+        try:
+            reader, length = _decord_reader(file, num_threads, None)
+            backend = "decord"
+            if fps is None:
+                decord_fps = float(reader.get_avg_fps())
+                fps = decord_fps if math.isfinite(decord_fps) and decord_fps > 0 else None
+            if width <= 0 or height <= 0:
+                height, width = (int(s) for s in reader[0].shape[:2])
+            del reader
+        except _DecordError:
+            backend = "pyav"
+            length = _packet_index(container, stream, file).count
+            if length == 0:
+                raise VideoDecodeError(file, _no_frames_cause(container, stream)) from None
+    count = _window(length, start, total, path, start)[1]
+    return VideoInfo(
+        path=str(path),
+        num_frames=count,
+        fps=fps,
+        width=width,
+        height=height,
+        duration_s=count / fps if fps else None,
+        codec=codec,
+        backend=backend,
+        declared_frames=declared,
+    )

@@ -10,48 +10,70 @@ bilinear resize of the official code (``antialias=False`` is available; on uint8
 faster). uint8 clips are resized in uint8 (PyTorch's fast uint8 kernel, within one grey level of
 the float32 result), float clips in float32; normalization is always done in float32.
 
+Fine-tuning (:class:`FinetuneTransform`) follows the official VideoMAE recipe: random resized
+crop, RandAugment (timm's ``rand-m7-n4-mstd0.5-inc1``, the same ops and parameters on every
+frame), horizontal flip, normalize, random erasing (one box on every frame). Test time
+(:class:`TestTransform`) takes temporal views x spatial crops (:func:`spatial_crops`, the
+official short-side resize and evenly spaced crops along the long side).
+
 Randomness comes from a ``numpy.random.Generator`` passed to each call, so a clip's augmentation is
 reproducible from the generator's seed; ``None`` draws a fresh generator from OS entropy.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
+    "DEFAULT_FILL",
+    "RAND_AUGMENT_INCREASING_OPS",
+    "RAND_AUGMENT_OPS",
+    "ClipRandAugment",
     "EvalTransform",
+    "FinetuneTransform",
     "MultiScaleCrop",
     "PretrainTransform",
+    "RandAugmentConfig",
+    "RandomErasing",
+    "RandomResizedCrop",
+    "TestTransform",
+    "apply_rand_augment_op",
     "center_crop_resize",
     "normalize",
+    "rand_augment_arg",
+    "spatial_crops",
 ]
 
 # crop sizes within this many pixels of the output size are snapped to it (official rule)
 _SNAP_PIXELS = 3
 
 
-def _resize(clip: torch.Tensor, size: int, antialias: bool) -> torch.Tensor:
+def _resize(clip: torch.Tensor, size: int | tuple[int, int], antialias: bool) -> torch.Tensor:
     """Bilinear resize of every frame: ``(T, C, h, w)`` -> ``(T, C, size, size)``.
 
-    uint8 clips on the CPU stay uint8: PyTorch's uint8 bilinear kernel (channels-last, the one
-    torchvision uses) is 5-10x faster than the float32 one and differs from it by at most one
-    grey level (rounding). Other clips are resized in float32. Always returns a new tensor.
+    ``size`` may also be an ``(height, width)`` pair. uint8 clips on the CPU stay uint8:
+    PyTorch's uint8 bilinear kernel (channels-last, the one torchvision uses) is 5-10x faster
+    than the float32 one and differs from it by at most one grey level (rounding). Other clips
+    are resized in float32. Always returns a new tensor.
     """
+    out_hw = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
     if clip.dtype == torch.uint8 and clip.device.type == "cpu":
         x = clip.contiguous(memory_format=torch.channels_last)
     else:
         x = clip.to(torch.float32)
-    if tuple(x.shape[-2:]) == (size, size):
+    if tuple(x.shape[-2:]) == out_hw:
         return x.clone() if x is clip else x
-    return F.interpolate(
-        x, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias
-    )
+    return F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False, antialias=antialias)
 
 
 class MultiScaleCrop:
@@ -194,13 +216,22 @@ def normalize(
     """
     if clip.ndim != 4:
         raise ValueError(f"expected a clip (T, C, H, W), got shape {tuple(clip.shape)}")
-    channels = clip.shape[1]
+    m, inv = _normalize_constants(mean, std, clip.shape[1])
+    x = clip.permute(1, 0, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)
+    return torch.sub(x, m.to(x.device)).mul_(inv.to(x.device))
+
+
+def _normalize_constants(
+    mean: Sequence[float], std: Sequence[float], channels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``255 * mean`` and ``1 / (255 * std)`` as float32 ``(C, 1, 1, 1)`` tensors."""
     if len(mean) != channels or len(std) != channels:
         raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels} channels")
+    if any(v <= 0 for v in std):
+        raise ValueError(f"std values must be > 0, got {tuple(std)}")
     m = torch.tensor([255.0 * v for v in mean], dtype=torch.float32).view(-1, 1, 1, 1)
     inv = torch.tensor([1.0 / (255.0 * v) for v in std], dtype=torch.float32).view(-1, 1, 1, 1)
-    x = clip.permute(1, 0, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)
-    return torch.sub(x, m).mul_(inv)
+    return m, inv
 
 
 def _frames_to_tchw(frames: torch.Tensor) -> torch.Tensor:
@@ -270,3 +301,692 @@ class EvalTransform:
         """uint8 ``(T, H, W, C)`` -> normalized float32 ``(C, T, img_size, img_size)``."""
         clip = center_crop_resize(_frames_to_tchw(frames), self.img_size, self.antialias)
         return normalize(clip, self.mean, self.std)
+
+
+# ------------------------------------------------------------------------------ fine-tuning
+
+
+class RandomResizedCrop:
+    """Random resized crop (Inception-style), one window for the whole clip.
+
+    torchvision's sampling rule, which the official fine-tuning code also uses: up to 10 times,
+    draw an area fraction uniformly from ``scale`` and an aspect ratio (width / height)
+    log-uniformly from ``ratio``, round the window's sides and accept it if it fits in the image;
+    the corner is then uniform over the positions where it fits. If no draw fits, fall back to
+    the largest central window whose aspect ratio lies in ``ratio``. The window is resized to
+    ``size x size`` (bilinear, see :func:`_resize`).
+
+    Args:
+        size: output side length.
+        scale: range of the window's area relative to the image's area.
+        ratio: range of the window's aspect ratio (width / height).
+        antialias: antialiased bilinear resize.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        scale: Sequence[float] = (0.08, 1.0),
+        ratio: Sequence[float] = (3 / 4, 4 / 3),
+        antialias: bool = True,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        scale = tuple(float(v) for v in scale)
+        ratio = tuple(float(v) for v in ratio)
+        if len(scale) != 2 or not 0.0 < scale[0] <= scale[1]:
+            raise ValueError(f"scale must be (min, max) with 0 < min <= max, got {scale}")
+        if len(ratio) != 2 or not 0.0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"ratio must be (min, max) with 0 < min <= max, got {ratio}")
+        self.size = int(size)
+        self.scale = scale
+        self.ratio = ratio
+        self.antialias = bool(antialias)
+
+    def sample(
+        self, height: int, width: int, rng: np.random.Generator
+    ) -> tuple[int, int, int, int]:
+        """Draw one window ``(top, left, h, w)`` for a ``height x width`` image."""
+        area = height * width
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            target_area = area * rng.uniform(self.scale[0], self.scale[1])
+            aspect = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+            w = round(math.sqrt(target_area * aspect))
+            h = round(math.sqrt(target_area / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                top = int(rng.integers(0, height - h + 1))
+                left = int(rng.integers(0, width - w + 1))
+                return top, left, h, w
+        # fallback: the whole image, trimmed to the nearest allowed aspect ratio, centered
+        in_ratio = width / height
+        if in_ratio < self.ratio[0]:
+            w, h = width, round(width / self.ratio[0])
+        elif in_ratio > self.ratio[1]:
+            h, w = height, round(height * self.ratio[1])
+        else:
+            h, w = height, width
+        return (height - h) // 2, (width - w) // 2, h, w
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Crop one window from every frame of ``(T, C, H, W)`` and resize it to ``size``.
+
+        Returns ``(T, C, size, size)``: uint8 for a uint8 clip on the CPU, else float32; always
+        a new tensor.
+        """
+        if clip.ndim != 4:
+            raise ValueError(f"expected a clip (T, C, H, W), got shape {tuple(clip.shape)}")
+        rng = np.random.default_rng() if rng is None else rng
+        top, left, h, w = self.sample(clip.shape[-2], clip.shape[-1], rng)
+        return _resize(clip[..., top : top + h, left : left + w], self.size, self.antialias)
+
+
+# RandAugment: timm's op set, magnitude scale and level -> argument rules, applied to whole clips.
+_LEVEL_DENOM = 10.0
+
+RAND_AUGMENT_OPS: tuple[str, ...] = (
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+    "Rotate",
+    "Posterize",
+    "Solarize",
+    "SolarizeAdd",
+    "Color",
+    "Contrast",
+    "Brightness",
+    "Sharpness",
+    "ShearX",
+    "ShearY",
+    "TranslateXRel",
+    "TranslateYRel",
+)
+"""timm's ``_RAND_TRANSFORMS`` (``inc0``): the ops RandAugment draws from."""
+
+RAND_AUGMENT_INCREASING_OPS: tuple[str, ...] = (
+    "AutoContrast",
+    "Equalize",
+    "Invert",
+    "Rotate",
+    "PosterizeIncreasing",
+    "SolarizeIncreasing",
+    "SolarizeAdd",
+    "ColorIncreasing",
+    "ContrastIncreasing",
+    "BrightnessIncreasing",
+    "SharpnessIncreasing",
+    "ShearX",
+    "ShearY",
+    "TranslateXRel",
+    "TranslateYRel",
+)
+"""timm's ``_RAND_INCREASING_TRANSFORMS`` (``inc1``): strength grows with the magnitude."""
+
+DEFAULT_FILL: tuple[int, int, int] = tuple(round(255 * v) for v in IMAGENET_MEAN)  # type: ignore[assignment]
+"""Fill colour of pixels that geometric ops move in from outside: the ImageNet mean, 0..255."""
+
+
+def _negate_half(value: float, rng: np.random.Generator) -> float:
+    """``-value`` with probability 0.5 (timm's ``_randomly_negate``)."""
+    return -value if rng.random() > 0.5 else value
+
+
+def rand_augment_arg(name: str, magnitude: float, rng: np.random.Generator) -> tuple[float, ...]:
+    """The argument of RandAugment op ``name`` at ``magnitude`` (timm's ``LEVEL_TO_ARG`` rules).
+
+    ``magnitude`` is on timm's 0..10 scale. Signed ops (rotate, shear, translate, the
+    ``*Increasing`` enhancements) draw their sign from ``rng`` with probability 0.5 each.
+    Returns ``()`` for ops without an argument, else a one-element tuple.
+    """
+    level = magnitude / _LEVEL_DENOM
+    if name in ("AutoContrast", "Equalize", "Invert"):
+        return ()
+    if name == "Rotate":
+        return (_negate_half(level * 30.0, rng),)
+    if name == "Posterize":
+        return (int(level * 4),)
+    if name == "PosterizeIncreasing":
+        return (4 - int(level * 4),)
+    if name == "Solarize":
+        return (min(256, int(level * 256)),)
+    if name == "SolarizeIncreasing":
+        return (256 - min(256, int(level * 256)),)
+    if name == "SolarizeAdd":
+        return (min(128, int(level * 110)),)
+    if name in ("Color", "Contrast", "Brightness", "Sharpness"):
+        return (level * 1.8 + 0.1,)
+    if name in (
+        "ColorIncreasing",
+        "ContrastIncreasing",
+        "BrightnessIncreasing",
+        "SharpnessIncreasing",
+    ):
+        return (max(0.1, 1.0 + _negate_half(level * 0.9, rng)),)
+    if name in ("ShearX", "ShearY"):
+        return (_negate_half(level * 0.3, rng),)
+    if name in ("TranslateXRel", "TranslateYRel"):
+        return (_negate_half(level * 0.45, rng),)
+    raise ValueError(f"unknown RandAugment op {name!r}; known: {RAND_AUGMENT_OPS}")
+
+
+def _affine_clip(
+    clip: torch.Tensor, matrix: Sequence[float], fill: Sequence[float]
+) -> torch.Tensor:
+    """Inverse affine warp of every frame with PIL's ``Image.transform(AFFINE)`` convention.
+
+    The output pixel whose center is ``(x, y)`` (pixel centers at ``i + 0.5``) takes the input
+    at ``(a x + b y + c, d x + e y + f)`` for ``matrix = (a, b, c, d, e, f)``, bilinearly
+    interpolated (edges replicated, as PIL does); where that point lies outside the frame the
+    pixel gets ``fill``. One ``grid_sample`` call for the whole clip; uint8 in, uint8 out.
+    """
+    a, b, c, d, e, f = (float(v) for v in matrix)
+    frames, _, height, width = clip.shape
+    ys = torch.arange(height, dtype=torch.float32, device=clip.device).add_(0.5).view(-1, 1)
+    xs = torch.arange(width, dtype=torch.float32, device=clip.device).add_(0.5).view(1, -1)
+    x_in = a * xs + b * ys + c
+    y_in = d * xs + e * ys + f
+    inside = (x_in >= 0) & (x_in < width) & (y_in >= 0) & (y_in < height)
+    grid = torch.stack((x_in * (2.0 / width) - 1.0, y_in * (2.0 / height) - 1.0), dim=-1)
+    warped = F.grid_sample(
+        clip.to(torch.float32),
+        grid.unsqueeze(0).expand(frames, height, width, 2),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
+    )
+    fill_t = torch.tensor(list(fill), dtype=torch.float32, device=clip.device).view(1, -1, 1, 1)
+    out = torch.where(inside, warped, fill_t)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _autocontrast(clip: torch.Tensor) -> torch.Tensor:
+    """PIL's ``ImageOps.autocontrast`` (no cutoff) per frame and channel, bit-exact.
+
+    Each channel of each frame is stretched so that its darkest value becomes 0 and its
+    brightest 255 (``floor(v * scale + offset)``, the lookup table PIL builds); a constant
+    channel is left as it is.
+    """
+    flat = clip.reshape(clip.shape[0], clip.shape[1], -1)
+    lo = flat.amin(dim=-1).to(torch.float64)
+    hi = flat.amax(dim=-1).to(torch.float64)
+    valid = hi > lo
+    # tensor / tensor: a true division, like PIL's Python float (scalar / tensor is not)
+    scale = torch.where(valid, torch.full_like(lo, 255.0) / (hi - lo).clamp_min(1.0), 1.0)
+    offset = torch.where(valid, -lo * scale, torch.zeros_like(lo))
+    levels = torch.arange(256, dtype=torch.float64, device=clip.device)
+    lut = (levels * scale[..., None] + offset[..., None]).floor_().clamp_(0, 255).to(torch.uint8)
+    out = torch.gather(lut, -1, flat.to(torch.int64))  # (T, C, H*W)
+    return out.view(clip.shape)
+
+
+def apply_rand_augment_op(
+    clip: torch.Tensor, name: str, args: Sequence[float], fill: Sequence[float] = DEFAULT_FILL
+) -> torch.Tensor:
+    """Apply RandAugment op ``name`` with argument ``args`` to every frame of a uint8 clip.
+
+    The ops are those of timm's ``auto_augment.py`` with the same meaning of the argument
+    (see :func:`rand_augment_arg`): colour ops from ``torchvision.transforms.v2.functional``
+    (within one grey level of PIL's ``ImageEnhance``; ``Invert``, ``Equalize``, ``Posterize``,
+    ``Solarize``, ``SolarizeAdd`` and ``AutoContrast`` equal PIL's exactly), geometric ops by
+    :func:`_affine_clip` with PIL's conventions (shear about the top-left corner, rotation
+    counter-clockwise about the center, translation as a fraction of the side) and bilinear
+    interpolation. Image statistics (equalize, autocontrast, contrast) are per frame, as when
+    the official code applies the PIL op to each frame.
+
+    Args:
+        clip: uint8 ``(T, C, H, W)``.
+        name: one of :data:`RAND_AUGMENT_OPS` or :data:`RAND_AUGMENT_INCREASING_OPS`.
+        args: the op's argument (empty for ops without one).
+        fill: colour (0..255 per channel) of pixels moved in from outside the frame.
+
+    Returns:
+        uint8 ``(T, C, H, W)``, a new tensor (the input is not modified).
+    """
+    if clip.ndim != 4 or clip.dtype != torch.uint8:
+        raise ValueError(
+            f"expected a uint8 clip (T, C, H, W), got {clip.dtype} shape {tuple(clip.shape)}"
+        )
+    base = name.removesuffix("Increasing")
+    arg = float(args[0]) if args else 0.0
+    height, width = clip.shape[-2:]
+    if base == "AutoContrast":
+        return _autocontrast(clip)
+    if base == "Equalize":
+        return TF.equalize(clip)
+    if base == "Invert":
+        return TF.invert(clip)
+    if base == "Posterize":
+        bits = int(arg)
+        if not 0 <= bits <= 8:
+            raise ValueError(f"Posterize bits must be in 0..8, got {bits}")
+        return TF.posterize(clip, bits)
+    if base == "Solarize":
+        return torch.where(clip >= arg, 255 - clip, clip)
+    if base == "SolarizeAdd":
+        added = (clip.to(torch.int16) + int(arg)).clamp_(0, 255).to(torch.uint8)
+        return torch.where(clip < 128, added, clip)
+    if base == "Color":
+        return TF.adjust_saturation(clip, arg)
+    if base == "Contrast":
+        return TF.adjust_contrast(clip, arg)
+    if base == "Brightness":
+        return TF.adjust_brightness(clip, arg)
+    if base == "Sharpness":
+        return TF.adjust_sharpness(clip, arg)
+    if base == "ShearX":
+        return _affine_clip(clip, (1.0, arg, 0.0, 0.0, 1.0, 0.0), fill)
+    if base == "ShearY":
+        return _affine_clip(clip, (1.0, 0.0, 0.0, arg, 1.0, 0.0), fill)
+    if base == "TranslateXRel":
+        return _affine_clip(clip, (1.0, 0.0, arg * width, 0.0, 1.0, 0.0), fill)
+    if base == "TranslateYRel":
+        return _affine_clip(clip, (1.0, 0.0, 0.0, 0.0, 1.0, arg * height), fill)
+    if base == "Rotate":
+        # PIL's Image.rotate: inverse map about the center, angle counter-clockwise
+        theta = -math.radians(arg)
+        cos, sin = math.cos(theta), math.sin(theta)
+        cx, cy = width / 2.0, height / 2.0
+        c = cx - cos * cx - sin * cy
+        f = cy + sin * cx - cos * cy
+        return _affine_clip(clip, (cos, sin, c, -sin, cos, f), fill)
+    raise ValueError(f"unknown RandAugment op {name!r}; known: {RAND_AUGMENT_OPS}")
+
+
+@dataclass(frozen=True)
+class RandAugmentConfig:
+    """A parsed timm RandAugment config string such as ``rand-m7-n4-mstd0.5-inc1``.
+
+    Attributes:
+        magnitude: ``m``, the mean magnitude on timm's 0..10 scale (default 10).
+        num_ops: ``n``, ops applied per clip (default 2).
+        prob: ``p``, probability of applying each drawn op (default 0.5).
+        magnitude_std: ``mstd``, standard deviation of the gaussian magnitude noise (0: none;
+            ``inf``, or a value over 100: magnitude uniform in ``[0, magnitude]``).
+        magnitude_max: ``mmax``, upper clip of the magnitude (default 10).
+        increasing: ``inc``, use the ``*Increasing`` op set (default off, as in timm).
+    """
+
+    magnitude: float = _LEVEL_DENOM
+    num_ops: int = 2
+    prob: float = 0.5
+    magnitude_std: float = 0.0
+    magnitude_max: float = _LEVEL_DENOM
+    increasing: bool = False
+
+    @classmethod
+    def parse(cls, config: str) -> RandAugmentConfig:
+        """Parse a config string (``rand`` then ``-``-separated ``m``/``n``/``p``/``mstd``/
+        ``mmax``/``inc`` sections, any order); raises ``ValueError`` naming the string."""
+        parts = str(config).split("-")
+        if parts[0] != "rand":
+            raise ValueError(f"RandAugment config {config!r} must start with 'rand'")
+        values: dict[str, float | int | bool] = {}
+        for part in parts[1:]:
+            match = re.fullmatch(r"([a-z]+)(\d+(?:\.\d*)?)", part)
+            if match is None:
+                raise ValueError(f"RandAugment config {config!r}: cannot parse section {part!r}")
+            key, text = match.groups()
+            number = float(text)
+            if key == "m":
+                values["magnitude"] = number
+            elif key == "n":
+                if number != int(number) or number < 0:
+                    raise ValueError(f"RandAugment config {config!r}: n must be an integer >= 0")
+                values["num_ops"] = int(number)
+            elif key == "p":
+                if not 0.0 <= number <= 1.0:
+                    raise ValueError(f"RandAugment config {config!r}: p must be in [0, 1]")
+                values["prob"] = number
+            elif key == "mstd":
+                values["magnitude_std"] = math.inf if number > 100 else number
+            elif key == "mmax":
+                values["magnitude_max"] = number
+            elif key == "inc":
+                values["increasing"] = bool(int(number))
+            else:
+                raise ValueError(
+                    f"RandAugment config {config!r}: unknown section {part!r} "
+                    "(known: m, n, p, mstd, mmax, inc)"
+                )
+        return cls(**values)  # type: ignore[arg-type]
+
+
+class ClipRandAugment:
+    """RandAugment with the same ops and parameters on every frame of a clip.
+
+    Follows timm's ``rand_augment_transform``: ``n`` ops are drawn uniformly from the op set
+    with replacement; each is applied with probability ``p``; its magnitude is
+    ``m + mstd * N(0, 1)`` clipped to ``[0, mmax]`` (``mmax`` 10 unless given), drawn per op;
+    the magnitude maps to the op's argument by timm's rules (:func:`rand_augment_arg`). The
+    official VideoMAE fine-tuning applies ``rand-m7-n4-mstd0.5-inc1`` this way to the frames
+    of a clip (one draw per clip). Differences from timm's PIL ops: bilinear instead of
+    bicubic resampling for the geometric ops, colour ops within one grey level of PIL.
+
+    Args:
+        config: timm config string, see :class:`RandAugmentConfig`.
+        fill: colour (0..255 per channel) of pixels that geometric ops move in from outside;
+            the ImageNet mean, as timm's ``create_transform`` sets it (the official VideoMAE
+            code leaves timm's default grey 128).
+    """
+
+    def __init__(
+        self, config: str = "rand-m7-n4-mstd0.5-inc1", fill: Sequence[float] = DEFAULT_FILL
+    ) -> None:
+        self.config = RandAugmentConfig.parse(config)
+        self.config_str = str(config)
+        fill = tuple(float(v) for v in fill)
+        if any(not 0.0 <= v <= 255.0 for v in fill):
+            raise ValueError(f"fill must be colour values in 0..255, got {fill}")
+        self.fill = fill
+        self.ops = RAND_AUGMENT_INCREASING_OPS if self.config.increasing else RAND_AUGMENT_OPS
+
+    def sample_magnitude(self, rng: np.random.Generator) -> float:
+        """One op's magnitude: noisy around ``m`` per ``mstd``, clipped to ``[0, mmax]``."""
+        cfg = self.config
+        magnitude = cfg.magnitude
+        if cfg.magnitude_std == math.inf:
+            magnitude = rng.uniform(0.0, magnitude)
+        elif cfg.magnitude_std > 0:
+            magnitude = rng.normal(magnitude, cfg.magnitude_std)
+        return float(min(max(magnitude, 0.0), cfg.magnitude_max))
+
+    def sample(self, rng: np.random.Generator) -> list[tuple[str, tuple[float, ...]]]:
+        """Draw the ops for one clip: ``[(name, args), ...]``, skipped ops left out."""
+        chosen = rng.integers(0, len(self.ops), size=self.config.num_ops)
+        drawn = []
+        for index in chosen:
+            if self.config.prob < 1.0 and rng.random() > self.config.prob:
+                continue
+            name = self.ops[int(index)]
+            drawn.append((name, rand_augment_arg(name, self.sample_magnitude(rng), rng)))
+        return drawn
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """uint8 ``(T, C, H, W)`` -> augmented uint8 ``(T, C, H, W)`` (input not modified)."""
+        if clip.ndim != 4 or clip.dtype != torch.uint8:
+            raise ValueError(
+                f"expected a uint8 clip (T, C, H, W), got {clip.dtype} shape {tuple(clip.shape)}"
+            )
+        if clip.shape[1] != len(self.fill):
+            raise ValueError(f"fill has {len(self.fill)} values for {clip.shape[1]} channels")
+        rng = np.random.default_rng() if rng is None else rng
+        for name, args in self.sample(rng):
+            clip = apply_rand_augment_op(clip, name, args, self.fill)
+        return clip
+
+    def __repr__(self) -> str:
+        return f"ClipRandAugment({self.config_str!r}, fill={self.fill})"
+
+
+class RandomErasing:
+    """Random erasing (timm's rule) with one box for the whole clip, on a normalized clip.
+
+    With probability ``probability``, up to 10 times: draw an area fraction uniformly from
+    ``[min_area, max_area]`` and an aspect ratio (height / width) log-uniformly from
+    ``[min_aspect, max_aspect]``, round the sides and accept the box if it is non-empty and
+    strictly smaller than the frame; its corner is uniform. The box is erased on every frame
+    (the official VideoMAE code's "cube" erasing): ``pixel`` mode fills it with per-pixel
+    standard normal noise (drawn independently per frame, as the official code does), ``rand``
+    with one normal colour per channel, ``const`` with zeros (the normalized mean).
+
+    Args:
+        probability: chance that a clip is erased.
+        mode: ``pixel``, ``rand`` or ``const``.
+        min_area: smallest box area relative to the frame.
+        max_area: largest box area relative to the frame.
+        min_aspect: smallest aspect ratio; ``max_aspect`` defaults to ``1 / min_aspect``.
+        max_aspect: largest aspect ratio.
+    """
+
+    MODES = ("pixel", "rand", "const")
+
+    def __init__(
+        self,
+        probability: float = 0.25,
+        mode: str = "pixel",
+        min_area: float = 0.02,
+        max_area: float = 1 / 3,
+        min_aspect: float = 0.3,
+        max_aspect: float | None = None,
+    ) -> None:
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be in [0, 1], got {probability}")
+        mode = str(mode).lower()
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        if not 0.0 < min_area <= max_area <= 1.0:
+            raise ValueError(
+                f"need 0 < min_area <= max_area <= 1, got min_area={min_area}, max_area={max_area}"
+            )
+        max_aspect = 1.0 / min_aspect if max_aspect is None and min_aspect > 0 else max_aspect
+        if min_aspect <= 0 or max_aspect is None or max_aspect < min_aspect:
+            raise ValueError(
+                f"need 0 < min_aspect <= max_aspect, got min_aspect={min_aspect}, "
+                f"max_aspect={max_aspect}"
+            )
+        self.probability = float(probability)
+        self.mode = mode
+        self.min_area = float(min_area)
+        self.max_area = float(max_area)
+        self.log_aspect = (math.log(min_aspect), math.log(max_aspect))
+
+    def sample(
+        self, height: int, width: int, rng: np.random.Generator
+    ) -> tuple[int, int, int, int] | None:
+        """Draw the box ``(top, left, h, w)`` for one clip, or ``None`` when it is not erased."""
+        if rng.random() > self.probability:
+            return None
+        area = height * width
+        for _ in range(10):
+            target_area = rng.uniform(self.min_area, self.max_area) * area
+            aspect = math.exp(rng.uniform(*self.log_aspect))
+            h = round(math.sqrt(target_area * aspect))
+            w = round(math.sqrt(target_area / aspect))
+            if 0 < w < width and 0 < h < height:
+                top = int(rng.integers(0, height - h + 1))
+                left = int(rng.integers(0, width - w + 1))
+                return top, left, h, w
+        return None
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """Erase one box on every frame of a normalized float ``(C, T, H, W)`` clip, in place.
+
+        Returns the same tensor (modified when a box was drawn).
+        """
+        if clip.ndim != 4 or not clip.is_floating_point():
+            raise ValueError(
+                f"expected a normalized float clip (C, T, H, W), got {clip.dtype} "
+                f"shape {tuple(clip.shape)}"
+            )
+        rng = np.random.default_rng() if rng is None else rng
+        channels, frames, height, width = clip.shape
+        box = self.sample(height, width, rng)
+        if box is None:
+            return clip
+        top, left, h, w = box
+        region = clip[:, :, top : top + h, left : left + w]
+        if self.mode == "pixel":
+            noise = rng.standard_normal((channels, frames, h, w), dtype=np.float32)
+            region.copy_(torch.from_numpy(noise))
+        elif self.mode == "rand":
+            colour = rng.standard_normal((channels, 1, 1, 1), dtype=np.float32)
+            region.copy_(torch.from_numpy(colour).expand_as(region))
+        else:
+            region.zero_()
+        return clip
+
+
+class FinetuneTransform:
+    """Fine-tuning augmentation of the official VideoMAE recipe, on whole clips.
+
+    uint8 ``(T, H, W, C)`` -> float32 ``(C, T, img_size, img_size)``: random resized crop
+    (one window per clip) -> RandAugment (same ops and parameters on every frame) -> horizontal
+    flip with probability 0.5 (``flip=False`` for Something-Something, where left and right are
+    part of the label) -> normalize -> random erasing (one box on every frame).
+
+    Order: the official code runs RandAugment on the full decoded frames and crops afterwards;
+    here the crop comes first, so RandAugment (and the uint8 resize before it) touches only
+    ``img_size**2`` pixels per frame instead of the whole frame (about 2.7x fewer at 224 from a
+    320-pixel short side). The op distribution is nearly unchanged: translation is relative to
+    the side, shear and rotation keep their angles, and the colour ops act per pixel; only the
+    statistics of equalize/autocontrast/contrast are taken over the crop instead of the frame
+    and the fill colour of geometric ops always stays in view.
+
+    The input is never modified, so a dataset can call this ``num_sample`` times on the same
+    decoded frames.
+
+    Args:
+        img_size: output side length.
+        scale: random resized crop area range.
+        ratio: random resized crop aspect ratio range.
+        flip: random horizontal flip.
+        rand_augment: timm RandAugment config string, or ``None`` to skip RandAugment.
+        reprob: random erasing probability (0 turns it off).
+        mean: per-channel mean in [0, 1] units.
+        std: per-channel standard deviation in [0, 1] units.
+        antialias: antialiased bilinear resize.
+        remode: random erasing mode (``pixel``, ``rand``, ``const``).
+    """
+
+    def __init__(
+        self,
+        img_size: int,
+        scale: Sequence[float] = (0.08, 1.0),
+        ratio: Sequence[float] = (3 / 4, 4 / 3),
+        flip: bool = True,
+        rand_augment: str | None = "rand-m7-n4-mstd0.5-inc1",
+        reprob: float = 0.25,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        antialias: bool = True,
+        remode: str = "pixel",
+    ) -> None:
+        if img_size < 1:
+            raise ValueError(f"img_size must be >= 1, got {img_size}")
+        self.crop = RandomResizedCrop(img_size, scale, ratio, antialias=antialias)
+        self.flip = bool(flip)
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        _normalize_constants(self.mean, self.std, len(self.mean))  # validate now
+        fill = tuple(min(255, round(255 * v)) for v in self.mean)
+        self.rand_augment = ClipRandAugment(rand_augment, fill) if rand_augment else None
+        self.erasing = RandomErasing(reprob, mode=remode) if reprob > 0 else None
+
+    def __call__(
+        self, frames: torch.Tensor, rng: np.random.Generator | None = None
+    ) -> torch.Tensor:
+        """uint8 ``(T, H, W, C)`` -> augmented, normalized float32 ``(C, T, size, size)``."""
+        rng = np.random.default_rng() if rng is None else rng
+        if frames.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 frames (T, H, W, C), got {frames.dtype}")
+        clip = self.crop(_frames_to_tchw(frames), rng)  # a new tensor
+        if self.rand_augment is not None:
+            clip = self.rand_augment(clip, rng)
+        if self.flip and rng.random() < 0.5:
+            clip = clip.flip(-1)
+        out = normalize(clip, self.mean, self.std)
+        if self.erasing is not None:
+            out = self.erasing(out, rng)
+        return out
+
+
+# ------------------------------------------------------------------------------- test views
+
+
+def spatial_crops(
+    clip: torch.Tensor, size: int, num_crops: int, antialias: bool = True
+) -> torch.Tensor:
+    """The official multi-crop test views of one clip.
+
+    The short side is resized to ``size`` (the long side to ``int(size * long / short)``, the
+    official ``Resize`` rule), then ``num_crops`` windows of ``size x size`` are taken at
+    ``int(i * (long' - size) / (num_crops - 1))`` along the long side: with 3 crops the start,
+    the center and the end. One crop is the center crop, computed as in :class:`EvalTransform`
+    (:func:`center_crop_resize`).
+
+    Args:
+        clip: ``(T, C, H, W)``, uint8 or float.
+        size: crop side length (and short side after resizing).
+        num_crops: number of spatial views, >= 1.
+
+    Returns:
+        ``(num_crops, T, C, size, size)``: uint8 for a uint8 clip on the CPU, else float32.
+    """
+    if clip.ndim != 4:
+        raise ValueError(f"expected a clip (T, C, H, W), got shape {tuple(clip.shape)}")
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    if num_crops < 1:
+        raise ValueError(f"num_crops must be >= 1, got {num_crops}")
+    if num_crops == 1:
+        return center_crop_resize(clip, size, antialias).unsqueeze(0)
+    height, width = clip.shape[-2:]
+    if height <= width:
+        out_hw = (size, int(size * width / height))
+    else:
+        out_hw = (int(size * height / width), size)
+    resized = _resize(clip, out_hw, antialias)
+    long_side = max(out_hw)
+    step = (long_side - size) / (num_crops - 1)
+    crops = []
+    for i in range(num_crops):
+        start = int(i * step)
+        if height <= width:
+            crops.append(resized[..., :, start : start + size])
+        else:
+            crops.append(resized[..., start : start + size, :])
+    return torch.stack(crops)
+
+
+class TestTransform:
+    """Multi-view test transform: temporal views x spatial crops, normalized.
+
+    Maps uint8 frames ``(V_t, T, H, W, C)`` (``V_t`` temporal views, stacked) or ``(T, H, W, C)``
+    (one temporal view) to float32 ``(V_t * num_crops, C, T, img_size, img_size)`` in
+    temporal-major order (view ``v = t * num_crops + c``), each view cropped by
+    :func:`spatial_crops` and normalized. Deterministic; ``rng`` is accepted for a common
+    signature and ignored. With one view this is :class:`EvalTransform`.
+    """
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(
+        self,
+        img_size: int,
+        num_crops: int = 1,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        antialias: bool = True,
+    ) -> None:
+        if img_size < 1:
+            raise ValueError(f"img_size must be >= 1, got {img_size}")
+        if num_crops < 1:
+            raise ValueError(f"num_crops must be >= 1, got {num_crops}")
+        self.img_size = int(img_size)
+        self.num_crops = int(num_crops)
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.antialias = bool(antialias)
+
+    def __call__(
+        self, frames: torch.Tensor, rng: np.random.Generator | None = None
+    ) -> torch.Tensor:
+        """uint8 ``([V_t,] T, H, W, C)`` -> float32 ``(V_t * num_crops, C, T, size, size)``."""
+        if frames.ndim == 4:
+            frames = frames.unsqueeze(0)
+        if frames.ndim != 5 or frames.shape[-1] != 3:
+            raise ValueError(
+                f"expected frames (V_t, T, H, W, 3) or (T, H, W, 3), got shape "
+                f"{tuple(frames.shape)}"
+            )
+        views, length = frames.shape[:2]
+        # all temporal views in one resize: (V_t * T, C, H, W)
+        clip = frames.reshape(views * length, *frames.shape[2:]).permute(0, 3, 1, 2)
+        crops = spatial_crops(clip, self.img_size, self.num_crops, self.antialias)
+        size = self.img_size
+        crops = crops.reshape(self.num_crops, views, length, 3, size, size)
+        # (crop, view, T, C, H, W) -> (view, crop, C, T, H, W), temporal-major
+        x = crops.permute(1, 0, 3, 2, 4, 5).to(torch.float32, memory_format=torch.contiguous_format)
+        m, inv = _normalize_constants(self.mean, self.std, 3)
+        x = x.sub_(m.to(x.device)).mul_(inv.to(x.device))
+        return x.view(views * self.num_crops, 3, length, size, size)
