@@ -9,8 +9,10 @@ import hydra
 from omegaconf import DictConfig
 
 from videomae.utils.env import load_env
+from videomae.utils.runs import register_resolvers
 
 load_env(Path(__file__).resolve().parent)
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train.yaml")

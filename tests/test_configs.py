@@ -51,7 +51,7 @@ def test_experiment_composes_and_resolves(tmp_path: Path, experiment: str) -> No
     validate_config(cfg)
     # the network is built from the composed values (tiny sizes keep this fast for big backbones)
     net_cfg = OmegaConf.to_container(cfg.model.net, resolve=True)
-    net_cfg.update(
+    small = dict(
         embed_dim=64,
         depth=1,
         num_heads=2,
@@ -59,6 +59,7 @@ def test_experiment_composes_and_resolves(tmp_path: Path, experiment: str) -> No
         decoder_depth=1,
         decoder_num_heads=2,
     )
+    net_cfg.update({k: v for k, v in small.items() if k in net_cfg})  # classifiers: no decoder
     net = hydra.utils.instantiate(net_cfg)
     assert net.num_frames == cfg.data.num_frames
     assert net.img_size == cfg.data.img_size
@@ -100,6 +101,32 @@ def test_fsdp_strategy_instantiates(tmp_path: Path) -> None:
     strategy = hydra.utils.instantiate(cfg.trainer.strategy)
     assert isinstance(strategy, FSDPStrategy)
     assert Block in strategy.kwargs["auto_wrap_policy"]._module_classes
+
+
+def test_slurm_launcher_and_optuna_search_compose(tmp_path: Path) -> None:
+    os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
+        cfg = compose(
+            config_name="train.yaml",
+            overrides=["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4"],
+            return_hydra_config=True,
+        )
+        launcher = cfg.hydra.launcher
+        assert launcher._target_.endswith("SlurmLauncher")
+        assert launcher.tasks_per_node == 4  # one task per GPU
+        assert launcher.signal_delay_s > 0 and launcher.max_num_timeout > 0
+        search = compose(
+            config_name="train.yaml",
+            overrides=["hparams_search=optuna", "optimized_metric=val/acc1"],
+            return_hydra_config=True,
+        )
+        from videomae.utils.runs import register_resolvers
+
+        register_resolvers()
+        assert search.hydra.sweeper.direction == "maximize"
+        assert search.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    GlobalHydra.instance().clear()
 
 
 def test_backbone_configs_match_registry(tmp_path: Path) -> None:

@@ -85,7 +85,9 @@ def test_train_then_eval(tmp_path: Path, data_dir: Path) -> None:
     rows = read_metrics(run_dir)
     logged = {k for row in rows for k, v in row.items() if v}
     assert {"train/loss_step", "train/loss_epoch", "val/loss", "lr"} <= logged
-    assert "train/clips_per_sec" in logged
+    assert {"perf/clips_per_sec", "perf/tokens_per_sec", "perf/data_wait_frac"} <= logged
+    assert {"batch_size/per_device", "batch_size/global", "lr/peak"} <= logged
+    assert (run_dir / "reconstructions").is_dir()  # drawn at the end of fit
     lrs = [float(r["lr"]) for r in rows if r.get("lr")]
     assert max(lrs) > lrs[0]  # warmup raised the lr
     ckpt = run_dir / "checkpoints" / "last.ckpt"
@@ -110,6 +112,14 @@ def test_ddp_sim_two_cpu_processes(tmp_path: Path, data_dir: Path) -> None:
     assert "2 per device, 4 global" in log_text  # batch 2 on each of 2 processes
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert len(list(tmp_path.iterdir())) == 1  # one run folder for both processes
+    # one set of checkpoints and one metrics file, written by rank zero
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert [p.name for p in (run_dir / "csv").iterdir()] == ["version_0"]
+    rows = read_metrics(run_dir)
+    sizes = [r for r in rows if r.get("batch_size/global")]
+    assert len(sizes) == 1
+    assert float(sizes[0]["batch_size/global"]) == 4.0
+    assert float(sizes[0]["batch_size/per_device"]) == 2.0
 
 
 def test_missing_real_data_set_stops_at_once(tmp_path: Path) -> None:

@@ -1,6 +1,12 @@
 """Training entry: compose data, model, callbacks, loggers and trainer from a Hydra config, fit.
 
-``train.py`` at the repository root is the Hydra main that calls :func:`train`.
+``train.py`` at the repository root is the Hydra main that calls :func:`hydra_main`.
+
+Resume rule (:func:`videomae.callbacks.resume.resolve_ckpt_path`): ``ckpt_path=<file>`` starts
+from that checkpoint; ``ckpt_path=last`` from ``<run folder>/checkpoints/last.ckpt`` (with
+``hydra.run.dir=<the old run folder>``); with ``ckpt_path`` null and ``auto_resume: true`` (the
+default) a run folder that already holds ``checkpoints/last.ckpt`` continues from it, which is
+how a requeued SLURM job resumes.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from videomae.callbacks.resume import resolve_ckpt_path
 from videomae.utils.config import validate_config
 from videomae.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from videomae.utils.rich_config import print_config_tree
+from videomae.utils.runs import failed_value, in_multirun, run_name, sweep_group
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +49,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     log.info("model <%s>", cfg.model._target_)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
-    loggers = instantiate_loggers(cfg.get("logger"))
+    loggers = instantiate_loggers(cfg.get("logger"), run_name=run_name(cfg), group=sweep_group(cfg))
     log.info("trainer <%s>", cfg.trainer._target_)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     return datamodule, model, trainer
@@ -63,20 +71,34 @@ def _log_hyperparameters(cfg: DictConfig, model: L.LightningModule, trainer: L.T
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; return the final metrics (floats).
 
-    Prints the run folder at the end. ``cfg.ckpt_path`` resumes a run; ``cfg.validate`` runs a
-    last validation pass whose metrics are included in the result.
+    Prints the run folder at the end. ``cfg.ckpt_path`` / ``cfg.auto_resume`` choose the
+    checkpoint to resume (see the module docstring); ``cfg.validate`` runs a last validation
+    pass and ``cfg.test`` a test pass (on the best checkpoint, the last weights when there is
+    none) whose metrics are included in the result.
     """
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("extras", {}).get("print_config"):
         print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     datamodule, model, trainer = build(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, bool(cfg.get("auto_resume")))
     _log_hyperparameters(cfg, model, trainer)
 
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     if cfg.get("validate") and not trainer.fast_dev_run and trainer.limit_val_batches:
         results = trainer.validate(model=model, datamodule=datamodule, verbose=False)
+        if results:
+            metrics.update({k: float(v) for k, v in results[0].items()})
+
+    if cfg.get("test"):
+        checkpoint = trainer.checkpoint_callback
+        best = getattr(checkpoint, "best_model_path", "") if not trainer.fast_dev_run else ""
+        if not best:
+            log.warning("test: no best checkpoint, testing the last weights")
+        results = trainer.test(
+            model=model, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False
+        )
         if results:
             metrics.update({k: float(v) for k, v in results[0].items()})
 
@@ -98,6 +120,19 @@ def metric_for_sweep(metrics: dict[str, float], name: str | None) -> float | Non
 
 
 def hydra_main(cfg: DictConfig) -> float | None:
-    """Body of the root ``train.py``: train, then return the metric that sweeps optimize."""
-    metrics = train(cfg)
-    return metric_for_sweep(metrics, cfg.get("optimized_metric"))
+    """Body of the root ``train.py``: train, then return the metric that sweeps optimize.
+
+    In a multirun (``-m``, Optuna) a job that raises is logged with its traceback and returns
+    :func:`videomae.utils.runs.failed_value` (+inf for a minimized metric, -inf for a maximized
+    one) instead of ending the sweep; a single run raises as usual.
+    """
+    name = cfg.get("optimized_metric")
+    try:
+        metrics = train(cfg)
+        return metric_for_sweep(metrics, name)
+    except Exception:
+        if not in_multirun():
+            raise
+        value = failed_value(name)
+        log.exception("this sweep job failed; it reports %s=%s and the sweep goes on", name, value)
+        return value

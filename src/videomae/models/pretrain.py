@@ -259,13 +259,12 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
         return no_weight_decay_names(self, always=("mask_token",))
 
     # ------------------------------------------------------------------ target
-    def _patchify_target(self, video: torch.Tensor) -> torch.Tensor:
-        """The float32 regression target of every token: ``(B, N, tubelet * p * p * 3)``.
+    def pixel_tubelets(self, video: torch.Tensor) -> torch.Tensor:
+        """The RGB pixels in [0, 1] of every token: float32 ``(B, N, tubelet * p * p, 3)``.
 
-        Undo the ImageNet normalization, cut into tubelets in ``(t h w)`` order with the pixels of
-        a token laid out ``(p0 p1 p2 c)``, and with ``normalize_target`` standardize each channel
-        over the tubelet's pixels (mean, unbiased std + 1e-6). Computed without autocast and
-        without gradients.
+        Undo the ImageNet normalization and cut into tubelets in ``(t h w)`` token order, the
+        pixels of a token laid out ``(p0 p1 p2)`` (frame in the tubelet, row, column). Computed
+        without autocast and without gradients. :meth:`unpatchify` is the inverse.
         """
         batch_size, chans, frames, height, width = video.shape
         t, p = self.tubelet_size, self.patch_size
@@ -278,14 +277,88 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
                 batch_size, chans, frames // t, t, height // p, p, width // p, p
             )
             # (b, c, T', p0, H', p1, W', p2) -> (b, T', H', W', p0, p1, p2, c)
-            pixels = pixels.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(
-                batch_size, -1, t * p * p, chans
-            )
+            return pixels.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(batch_size, -1, t * p * p, chans)
+
+    def unpatchify(self, tubelets: torch.Tensor) -> torch.Tensor:
+        """Frames ``(B, 3, T, H, W)`` from per-token pixels ``(B, N, tubelet * p * p * 3)`` (or
+        ``(B, N, tubelet * p * p, 3)``) laid out as :meth:`pixel_tubelets` makes them."""
+        t, p = self.tubelet_size, self.patch_size
+        grid_t, grid_h, grid_w = self.grid_size
+        batch_size = tubelets.shape[0]
+        x = tubelets.reshape(batch_size, grid_t, grid_h, grid_w, t, p, p, 3)
+        # (b, T', H', W', p0, p1, p2, c) -> (b, c, T', p0, H', p1, W', p2)
+        x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)
+        return x.reshape(batch_size, 3, grid_t * t, grid_h * p, grid_w * p)
+
+    def _patchify_target(self, video: torch.Tensor) -> torch.Tensor:
+        """The float32 regression target of every token: ``(B, N, tubelet * p * p * 3)``.
+
+        :meth:`pixel_tubelets` (ImageNet normalization undone, ``(p0 p1 p2 c)`` layout), and with
+        ``normalize_target`` each channel standardized over the tubelet's pixels (mean,
+        unbiased std + 1e-6). Computed without autocast and without gradients.
+        """
+        pixels = self.pixel_tubelets(video)
+        with torch.no_grad(), torch.autocast(device_type=video.device.type, enabled=False):
             if self.normalize_target:
                 tube_mean = pixels.mean(dim=-2, keepdim=True)
                 tube_std = pixels.var(dim=-2, unbiased=True, keepdim=True).sqrt()
                 pixels = (pixels - tube_mean) / (tube_std + TARGET_EPS)
-            return pixels.reshape(batch_size, pixels.shape[1], t * p * p * chans)
+            return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
+
+    @torch.no_grad()
+    def reconstruct(
+        self,
+        video: torch.Tensor,
+        mask: torch.Tensor,
+        pred: torch.Tensor,
+        decoder_mask: torch.Tensor | None = None,
+        fill: float = 0.5,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pictures of a masked reconstruction: ``(masked_input, reconstruction)`` in [0, 1].
+
+        Both are float32 ``(B, 3, T, H, W)`` RGB frames. ``masked_input`` is the clip with the
+        tokens masked for the encoder painted ``fill`` (grey). ``reconstruction`` keeps the
+        visible tokens' original pixels and puts the decoder's prediction on the masked ones;
+        with ``normalize_target`` the prediction is in per-tubelet standardized units and is
+        mapped back with the *original* tubelet's per-channel mean and std (``pred * (std +
+        1e-6) + mean``, as the official VideoMAE visualization does: the picture shows the
+        structure the model predicted, at the true brightness). With dual masking
+        (``decoder_mask``), masked tokens that the decoder does not reconstruct stay ``fill``.
+
+        Args:
+            video: ImageNet-normalized ``(B, 3, T, H, W)``.
+            mask: bool ``(B, N)``, True = masked for the encoder.
+            pred: the network's prediction for ``mask`` (and ``decoder_mask``): ``(B, M, D)``
+                for the masked tokens (V1), ``(B, K, D)`` for the kept tokens (dual masking).
+            decoder_mask: bool ``(B, N)``, True = not reconstructed by the decoder, or None.
+            fill: grey level of hidden tokens.
+        """
+        pixels = self.pixel_tubelets(video)  # (B, N, t*p*p, 3)
+        batch_size, num_tokens = pixels.shape[:2]
+        if decoder_mask is None:
+            predicted_ids = split_mask(mask, num_tokens)[1]  # masked tokens, ascending
+        else:
+            predicted_ids = split_mask(decoder_mask, num_tokens)[0]  # kept tokens, ascending
+        pred = pred.float().reshape(batch_size, predicted_ids.shape[1], -1, 3)
+        if self.normalize_target:
+            originals = torch.gather(
+                pixels, 1, predicted_ids[:, :, None, None].expand(-1, -1, *pixels.shape[2:])
+            )
+            mean = originals.mean(dim=-2, keepdim=True)
+            std = originals.var(dim=-2, unbiased=True, keepdim=True).sqrt()
+            pred = pred * (std + TARGET_EPS) + mean
+        hidden = mask[:, :, None, None]
+        masked_input = torch.where(hidden, torch.full_like(pixels, fill), pixels)
+        recon = masked_input.clone()
+        index = predicted_ids[:, :, None, None].expand(-1, -1, *pixels.shape[2:])
+        predicted = torch.zeros_like(pixels).scatter(1, index, pred)
+        has_pred = torch.zeros_like(mask).scatter(1, predicted_ids, True)
+        use_pred = (mask & has_pred)[:, :, None, None]
+        recon = torch.where(use_pred, predicted, recon)
+        return (
+            self.unpatchify(masked_input).clamp(0, 1),
+            self.unpatchify(recon).clamp(0, 1),
+        )
 
     def target(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The regression target of the masked tokens, float32 ``(B, M, tubelet * p * p * 3)``.

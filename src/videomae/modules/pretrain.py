@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -72,8 +71,6 @@ class PretrainModule(L.LightningModule):
         self.optim_cfg = dict(optim)
         self.compile_net = compile
         self.val_mask_seed = val_mask_seed
-        self._last_batch_start: float | None = None
-        self._last_batch_size = 0
         self._compiled = False
         # read off the unwrapped network, before FSDP/compile wrapping changes names and shapes
         names = net.no_weight_decay() if hasattr(net, "no_weight_decay") else None
@@ -123,7 +120,8 @@ class PretrainModule(L.LightningModule):
             self._compiled = True
 
     def on_fit_start(self) -> None:
-        """Report the batch sizes and the scaled learning rate."""
+        """Report the batch sizes and the scaled learning rate: to the log and to every logger
+        (``batch_size/per_device``, ``batch_size/global``, ``lr/peak``, at step 0)."""
         log.info(
             "batch: %d per device, %d global; peak lr %.3g (base %.3g x %d / 256)",
             self.batch_size,
@@ -132,28 +130,14 @@ class PretrainModule(L.LightningModule):
             self.optim_cfg["base_lr"],
             self.global_batch_size,
         )
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Log clips/s, measured from one step start to the next (data wait included)."""
-        now = time.perf_counter()
-        if self._last_batch_start is not None and batch_idx > 0:
-            elapsed = now - self._last_batch_start
-            if elapsed > 0:
-                world = self.trainer.world_size if self._trainer is not None else 1
-                self.log(
-                    "train/clips_per_sec",
-                    self._last_batch_size * world / elapsed,
-                    on_step=True,
-                    on_epoch=False,
-                    prog_bar=True,
-                    rank_zero_only=True,
-                )
-        self._last_batch_start = now
-        self._last_batch_size = int(batch["video"].shape[0])
-
-    def on_train_epoch_start(self) -> None:
-        """Do not count the gap between epochs (validation, checkpointing) as step time."""
-        self._last_batch_start = None
+        if self.trainer.is_global_zero:
+            facts = {
+                "batch_size/per_device": float(self.batch_size),
+                "batch_size/global": float(self.global_batch_size),
+                "lr/peak": self._peak_lr(),
+            }
+            for logger in self.loggers:
+                logger.log_metrics(facts, step=self.global_step)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One masked-reconstruction step on a fresh random mask."""

@@ -1,8 +1,9 @@
 """Checks of a composed run config that must pass before any work starts.
 
-Each failure names the config key and the bad value. The checks cover the quantities that must
-agree across groups (clip shape vs. patch/tubelet size, masking ratio, batch size); everything
-else is checked by the constructors that receive it.
+Each failure names the config key and the bad value. Two layers: the typed schemas of
+:mod:`videomae.utils.schemas` (misspelt keys, with the closest valid key suggested, and value
+types), then the quantities that must agree across groups (clip shape vs. patch/tubelet size,
+masking ratio, batch size); everything else is checked by the constructors that receive it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import hydra
 from omegaconf import DictConfig
+
+from videomae.utils.schemas import check_schemas
 
 
 class ConfigError(ValueError):
@@ -50,8 +53,8 @@ def _check_masking(cfg: DictConfig, grid: tuple[int, int, int]) -> list[str]:
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` listing every bad value of ``cfg`` (keys named), else return."""
-    errors: list[str] = []
+    """Raise :class:`ConfigError` listing every bad key and value of ``cfg`` (keys named)."""
+    errors: list[str] = check_schemas(cfg)
     img_size = _positive_int(cfg, "data.img_size", errors)
     num_frames = _positive_int(cfg, "data.num_frames", errors)
     _positive_int(cfg, "data.sampling_rate", errors)

@@ -1,0 +1,119 @@
+"""Names of runs and sweeps, and the rules of hyper-parameter searches.
+
+- :func:`run_name`: ``<experiment>[-<overrides>]`` from Hydra's choices and the job's
+  ``override_dirname`` (the keys in ``hydra.job.config.override_dirname.exclude_keys`` left
+  out), sanitized and at most :data:`MAX_NAME` characters (a hash of the rest keeps long names
+  apart): the W&B run name.
+- :func:`sweep_group`: the sweep folder's name in a multirun (every job of one ``-m`` command,
+  or of one Optuna search, shares it), else None: the W&B group.
+- :func:`metric_direction` / :func:`failed_value`: whether a metric is minimized or maximized
+  (``...loss...`` down, ``...acc...`` up) and the value a failed sweep job returns (the worst
+  one, so the search goes on and never picks it).
+- :func:`register_resolvers`: ``${metric_direction:<name>}`` and ``${sqlite_storage:<folder>}``
+  for ``hparams_search`` configs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+MAX_NAME = 96
+"""Longest run name."""
+
+MINIMIZE_WORDS = ("loss", "err", "perplexity", "mse")
+MAXIMIZE_WORDS = ("acc", "top1", "top5", "map", "auc", "f1", "iou", "psnr", "ssim")
+
+
+def sanitize(text: str, limit: int = MAX_NAME) -> str:
+    """``text`` with only ``[A-Za-z0-9._=,+-]`` (``/`` -> ``.``, others -> ``_``), at most
+    ``limit`` characters: when longer, cut and ended by 8 hex digits of its hash."""
+    clean = re.sub(r"[^A-Za-z0-9._=,+-]", "_", text.replace("/", "."))
+    if len(clean) <= limit:
+        return clean
+    digest = hashlib.sha1(clean.encode()).hexdigest()[:8]
+    return f"{clean[: limit - 9]}~{digest}"
+
+
+def _hydra() -> DictConfig | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def run_name(cfg: DictConfig) -> str:
+    """``<experiment>-<overrides>`` for this job (``<task_name>`` without an experiment)."""
+    hydra_cfg = _hydra()
+    experiment = None
+    overrides = ""
+    if hydra_cfg is not None:
+        experiment = hydra_cfg.runtime.choices.get("experiment")
+        overrides = str(hydra_cfg.job.get("override_dirname") or "")
+    base = str(experiment or cfg.get("task_name") or "run")
+    return sanitize(f"{base}-{overrides}" if overrides else base)
+
+
+def sweep_group(cfg: DictConfig) -> str | None:
+    """The sweep folder's name when this job is part of a multirun, else None."""
+    from hydra.types import RunMode
+
+    hydra_cfg = _hydra()
+    if hydra_cfg is None or hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return sanitize(f"{cfg.get('task_name', 'sweep')}-{Path(str(hydra_cfg.sweep.dir)).name}")
+
+
+def in_multirun() -> bool:
+    """Whether this job runs inside a Hydra multirun (sweep)."""
+    from hydra.types import RunMode
+
+    hydra_cfg = _hydra()
+    return hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
+
+
+def metric_direction(name: str) -> str:
+    """``"minimize"`` or ``"maximize"`` for a metric name (``val/loss``, ``val/acc1``, ...);
+    ValueError naming the metric when the name says neither."""
+    lowered = str(name).lower()
+    for word in MAXIMIZE_WORDS:
+        if word in lowered:
+            return "maximize"
+    for word in MINIMIZE_WORDS:
+        if word in lowered:
+            return "minimize"
+    raise ValueError(
+        f"optimized_metric {name!r}: cannot tell whether to minimize or maximize it (names with "
+        f"{', '.join(MINIMIZE_WORDS)} are minimized, with {', '.join(MAXIMIZE_WORDS)} maximized); "
+        "set hydra.sweeper.direction"
+    )
+
+
+def failed_value(name: str | None) -> float | None:
+    """What a failed sweep job returns for metric ``name``: +inf when it is minimized, -inf
+    when maximized (the worst value: Optuna records the trial and never prefers it, where NaN
+    would make the Optuna sweeper fail), None when nothing is optimized."""
+    if not name:
+        return None
+    return math.inf if metric_direction(name) == "minimize" else -math.inf
+
+
+def sqlite_storage(folder: str, filename: str = "optuna.db") -> str:
+    """``sqlite:///<folder>/<filename>``, making ``folder`` first (the Optuna sweeper opens the
+    study before Hydra creates the sweep folder, and sqlite cannot create folders)."""
+    path = Path(folder).expanduser().absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path / filename}"
+
+
+def register_resolvers() -> None:
+    """Register ``${metric_direction:NAME}`` and ``${sqlite_storage:FOLDER}`` (idempotent)."""
+    for name, function in (
+        ("metric_direction", metric_direction),
+        ("sqlite_storage", sqlite_storage),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
