@@ -278,7 +278,8 @@ class EvalTransform:
     """Validation transform: short-side resize to ``img_size``, center crop, normalize.
 
     Maps uint8 ``(T, H, W, C)`` to float32 ``(C, T, img_size, img_size)``; deterministic (the
-    ``rng`` argument is accepted for a common signature and ignored).
+    ``rng`` argument is accepted for a common signature and ignored). It is the one view of a
+    one-crop :class:`TestTransform`, so validation sees exactly test's first view.
     """
 
     def __init__(
@@ -288,22 +289,21 @@ class EvalTransform:
         std: Sequence[float] = IMAGENET_STD,
         antialias: bool = True,
     ) -> None:
-        if img_size < 1:
-            raise ValueError(f"img_size must be >= 1, got {img_size}")
-        self.img_size = int(img_size)
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        self.antialias = bool(antialias)
+        self._views = TestTransform(img_size, 1, mean, std, antialias)
+        self.img_size = self._views.img_size
+        self.mean = self._views.mean
+        self.std = self._views.std
+        self.antialias = self._views.antialias
 
     def __call__(
         self, frames: torch.Tensor, rng: np.random.Generator | None = None
     ) -> torch.Tensor:
         """uint8 ``(T, H, W, C)`` -> normalized float32 ``(C, T, img_size, img_size)``."""
-        clip = center_crop_resize(_frames_to_tchw(frames), self.img_size, self.antialias)
-        return normalize(clip, self.mean, self.std)
-
-
-# ------------------------------------------------------------------------------ fine-tuning
+        if frames.ndim != 4:
+            raise ValueError(
+                f"expected decoded frames (T, H, W, 3), got shape {tuple(frames.shape)}"
+            )
+        return self._views(frames)[0]
 
 
 class RandomResizedCrop:
