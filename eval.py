@@ -1,4 +1,9 @@
-"""Evaluate a checkpoint: ``python eval.py ckpt_path=PATH [experiment=NAME] [key=value ...]``."""
+"""Evaluate a checkpoint: ``python eval.py ckpt_path=PATH [experiment=NAME] [key=value ...]``.
+
+A fine-tuning experiment (``experiment=synthetic_finetune``, ``ssv2_finetune``, ...) tests every
+view of every test video and writes ``predictions.csv``, ``per_class_accuracy.csv`` and
+``confusion_matrix.png`` into the run folder; a pretraining one reports ``val/loss``.
+"""
 
 from pathlib import Path
 

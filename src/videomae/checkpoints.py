@@ -346,6 +346,11 @@ def _load_into(
             f"missing keys: {missing or 'none'}; unexpected keys: {unexpected or 'none'}"
         )
     model.load_state_dict(dict(state), strict=False)
+    fresh = [k for k in expected if k not in state]
+    if fresh:
+        log.info("%s: not in the checkpoint, left at their initialization: %s", origin, fresh)
+    # the names a caller copying these weights elsewhere must not take from the file
+    model.fresh_keys = fresh
 
 
 def _build(
@@ -486,6 +491,10 @@ def _load_official(
         target = kind or "pretrain"
         config = _infer_config(state, "pretrain", overrides, with_decoder=target == "pretrain")
         if target == "classifier":  # fine-tuning init: the encoder, a fresh head and fc_norm
+            dropped = {k.split(".")[0] for k in state if not k.startswith("encoder.")}
+            if any(k.startswith("encoder.norm.") for k in state):
+                dropped.add("encoder.norm")  # mean pooling + a fresh fc_norm replace it
+            log.info("%s: the encoder is used; dropped: %s", path, ", ".join(sorted(dropped)))
             state = {
                 k[len("encoder.") :]: v
                 for k, v in state.items()
@@ -651,6 +660,11 @@ def load(path: str | Path, *, kind: str | None = None, **overrides: Any) -> Mode
         overrides: constructor arguments that win over the stored or inferred ones (e.g.
             ``num_frames``, ``img_size``, ``num_classes``, ``num_heads``, ``drop_path_rate``).
 
+    Returns:
+        The model; its ``fresh_keys`` attribute lists the state-dict names that were not in the
+        file and kept their initialization (e.g. ``head.*`` and ``fc_norm.*`` of a fine-tuning
+        init from a pretraining checkpoint).
+
     Raises:
         FileNotFoundError: no such file.
         ValueError: an unknown or unsafe format, shapes or keys that do not fit.
@@ -717,6 +731,8 @@ def hf_config(model: Model) -> dict[str, Any]:
         raise ValueError("HF transformers VideoMAE has no layer scale (init_values > 0)")
     if config.get("learnable_pos_embed"):
         raise ValueError("HF transformers VideoMAE has no learned position table")
+    if config.get("head_norm"):
+        raise ValueError("HF transformers VideoMAE has no norm before the head (head_norm)")
     size = config["img_size"]
     if not isinstance(size, int):
         if size[0] != size[1]:

@@ -8,7 +8,10 @@ dropping the prefix (the head and ``fc_norm`` then keep their initialization)::
 
     video (B, 3, T, H, W) --patch_embed + positions + blocks--> tokens (B, N, D)
       --mean over N, fc_norm--> features (B, D)
-      --fc_dropout, head_dropout, head--> logits (B, num_classes)
+      --fc_dropout, head_dropout, [head_norm,] head--> logits (B, num_classes)
+
+Linear probing (MAE's recipe) adds ``head_norm``: a BatchNorm without affine parameters (or a
+LayerNorm) between the frozen features and the linear head.
 """
 
 from __future__ import annotations
@@ -24,6 +27,18 @@ from videomae.models.vit import (
     check_attention,
     no_weight_decay_names,
 )
+
+HEAD_NORMS = (None, "batchnorm", "layernorm")
+"""Values of the classifier's ``head_norm`` option."""
+
+
+def _make_head_norm(kind: str | None, dim: int) -> nn.Module:
+    """The ``head_norm`` module of kind ``kind`` (see :data:`HEAD_NORMS`) for ``dim`` features."""
+    if kind == "batchnorm":
+        return nn.BatchNorm1d(dim, affine=False, eps=1e-6)
+    if kind == "layernorm":
+        return nn.LayerNorm(dim, eps=1e-6, elementwise_affine=False)
+    return nn.Identity()
 
 
 def init_finetune_weights(module: nn.Module) -> None:
@@ -76,6 +91,10 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
         grad_checkpointing: recompute block activations in backward during training.
         attention: SDPA backend: ``auto`` (PyTorch chooses), ``math``, ``flash``, ``efficient`` or
             ``cudnn`` (pinned; see :data:`videomae.models.vit.ATTENTION_BACKENDS`).
+        head_norm: a normalization of the features right before ``head``, for linear probing:
+            ``"batchnorm"`` (BatchNorm1d without affine parameters, eps 1e-6, as MAE's linear
+            probe), ``"layernorm"``, or None (the official fine-tuning model). Stored in
+            ``config`` only when set.
     """
 
     def __init__(
@@ -104,9 +123,14 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
         grad_checkpointing: bool = False,
         attention: str = "auto",
         fc_norm_eps: float = 1e-6,
+        head_norm: str | None = None,
     ) -> None:
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        if head_norm not in HEAD_NORMS:
+            raise ValueError(
+                f"head_norm must be one of {', '.join(map(str, HEAD_NORMS))}; got {head_norm!r}"
+            )
         super().__init__(
             img_size=img_size,
             patch_size=patch_size,
@@ -154,11 +178,14 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
             "attention": check_attention(attention),
             "fc_norm_eps": fc_norm_eps,
         }  # the constructor arguments, saved in checkpoints to rebuild the network
+        if head_norm is not None:
+            self.config["head_norm"] = head_norm
         self.num_classes = num_classes
         self.use_mean_pooling = use_mean_pooling
         self.fc_norm = nn.LayerNorm(embed_dim, eps=fc_norm_eps) if use_mean_pooling else None
         self.fc_dropout = nn.Dropout(fc_drop_rate) if fc_drop_rate > 0 else nn.Identity()
         self.head_dropout = nn.Dropout(head_drop_rate) if head_drop_rate > 0 else nn.Identity()
+        self.head_norm: nn.Module = _make_head_norm(head_norm, embed_dim)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         # The official order: every Linear (head included) from N(0, 0.02), then the head scaled.
         self.apply(init_finetune_weights)
@@ -188,7 +215,32 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
             return self.fc_norm(x.mean(dim=1))
         return x[:, 0]
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits from pooled features ``(B, embed_dim)`` -> ``(B, num_classes)``: the
+        feature dropouts, ``head_norm`` and ``head``."""
+        return self.head(self.head_norm(self.head_dropout(self.fc_dropout(features))))
+
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """Class logits: video ``(B, C, T, H, W)`` -> ``(B, num_classes)``."""
-        features = self.forward_features(video)
-        return self.head(self.head_dropout(self.fc_dropout(features)))
+        return self.forward_head(self.forward_features(video))
+
+    def set_head_norm(self, kind: str | None) -> None:
+        """Replace ``head_norm`` by a fresh one of ``kind`` (see :data:`HEAD_NORMS`), e.g. to
+        linear-probe a classifier built without one; ``config`` follows."""
+        if kind not in HEAD_NORMS:
+            raise ValueError(f"head_norm must be one of {', '.join(map(str, HEAD_NORMS))}")
+        self.head_norm = _make_head_norm(kind, self.embed_dim)
+        if kind is None:
+            self.config.pop("head_norm", None)
+        else:
+            self.config["head_norm"] = kind
+
+    # ------------------------------------------------------------------ optimizer groups
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """The parameter-group rule in timm's format (for
+        :func:`timm.optim.param_groups_layer_decay`): the tubelet embedding and positions first,
+        one group per block; the unmatched rest (``norm``, ``fc_norm``, ``head``) is the last
+        layer, as in the official layer-decay rule (timm's own ViTs merge the final norm into the
+        last block instead). ``coarse`` is accepted for timm's interface; the groups are the
+        same."""
+        return {"stem": r"^pos_embed|^patch_embed", "blocks": [(r"^blocks\.(\d+)", None)]}

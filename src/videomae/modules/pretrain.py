@@ -9,9 +9,7 @@ per-step warmup + cosine learning-rate schedule scaled by the global batch size.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 import lightning as L
@@ -23,7 +21,7 @@ from videomae.modules.schedules import (
     clean_param_name,
     param_groups_weight_decay,
     scaled_lr,
-    warmup_cosine,
+    warmup_cosine_scheduler,
 )
 
 log = logging.getLogger(__name__)
@@ -170,20 +168,6 @@ class PretrainModule(L.LightningModule):
     def _peak_lr(self) -> float:
         return scaled_lr(float(self.optim_cfg["base_lr"]), self.global_batch_size)
 
-    def _steps_per_epoch(self, total_steps: int) -> float:
-        """Optimizer steps per epoch, from the train loader's length when it is known."""
-        trainer = self.trainer
-        batches = trainer.num_training_batches
-        if isinstance(batches, int) or (isinstance(batches, float) and math.isfinite(batches)):
-            return max(1.0, math.ceil(batches / trainer.accumulate_grad_batches))
-        max_epochs = trainer.max_epochs
-        if max_epochs is None or max_epochs <= 0:
-            raise ValueError(
-                "model.optim.warmup_epochs needs trainer.max_epochs or a sized train loader; "
-                "set model.optim.warmup_steps when training by steps"
-            )
-        return total_steps / max_epochs
-
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on norms, biases, mask token) with per-step warmup + cosine."""
         cfg = self.optim_cfg
@@ -195,26 +179,13 @@ class PretrainModule(L.LightningModule):
             betas=tuple(cfg.get("betas", (0.9, 0.95))),
             eps=float(cfg.get("eps", 1e-8)),
         )
-        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup_steps = cfg.get("warmup_steps")
-        if warmup_steps is None:
-            warmup_steps = round(float(cfg["warmup_epochs"]) * self._steps_per_epoch(total_steps))
-        if warmup_steps > total_steps:
-            raise ValueError(
-                f"model.optim.warmup_epochs ({cfg.get('warmup_epochs')}) / warmup_steps "
-                f"({warmup_steps} steps) must not be longer than the training run ({total_steps} "
-                "steps, trainer.max_epochs / trainer.max_steps)"
-            )
-        # as the official recipe: warmup_lr and min_lr are scaled with the global batch like base_lr
-        schedule = partial(
-            warmup_cosine,
+        scheduler = warmup_cosine_scheduler(
+            optimizer,
+            cfg,
             peak_lr=peak,
-            warmup_steps=int(warmup_steps),
-            total_steps=total_steps,
-            warmup_lr=scaled_lr(float(cfg.get("warmup_lr", 0.0)), self.global_batch_size),
-            min_lr=scaled_lr(float(cfg.get("min_lr", 0.0)), self.global_batch_size),
+            global_batch_size=self.global_batch_size,
+            trainer=self.trainer,
         )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step) / peak)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},

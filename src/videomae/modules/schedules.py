@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,3 +73,56 @@ def param_groups_weight_decay(
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay_params, "weight_decay": 0.0},
     ]
+
+
+def steps_per_epoch(trainer: Any, total_steps: int) -> float:
+    """Optimizer steps per epoch, from the train loader's length when it is known, else
+    ``total_steps / trainer.max_epochs`` (ValueError naming ``warmup_steps`` when neither is)."""
+    batches = trainer.num_training_batches
+    if isinstance(batches, int) or (isinstance(batches, float) and math.isfinite(batches)):
+        return max(1.0, math.ceil(batches / trainer.accumulate_grad_batches))
+    max_epochs = trainer.max_epochs
+    if max_epochs is None or max_epochs <= 0:
+        raise ValueError(
+            "model.optim.warmup_epochs needs trainer.max_epochs or a sized train loader; "
+            "set model.optim.warmup_steps when training by steps"
+        )
+    return total_steps / max_epochs
+
+
+def warmup_cosine_scheduler(
+    optimizer: torch.optim.Optimizer,
+    optim_cfg: Mapping[str, Any],
+    *,
+    peak_lr: float,
+    global_batch_size: int,
+    trainer: Any,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The official per-step schedule as a ``LambdaLR`` over ``trainer``'s optimizer steps.
+
+    Every parameter group's lr (set before this call, e.g. ``peak_lr x lr_scale``) is multiplied
+    by ``warmup_cosine(step) / peak_lr``: linear warmup from ``warmup_lr`` over ``warmup_epochs``
+    (or ``warmup_steps``), then cosine to ``min_lr``; ``warmup_lr`` and ``min_lr`` are scaled by
+    ``global_batch_size / 256`` like the base lr (the official recipes). ValueError naming the key
+    when the warmup is longer than the run.
+    """
+    total_steps = max(1, int(trainer.estimated_stepping_batches))
+    warmup_steps = optim_cfg.get("warmup_steps")
+    if warmup_steps is None:
+        per_epoch = steps_per_epoch(trainer, total_steps)
+        warmup_steps = round(float(optim_cfg["warmup_epochs"]) * per_epoch)
+    if warmup_steps > total_steps:
+        raise ValueError(
+            f"model.optim.warmup_epochs ({optim_cfg.get('warmup_epochs')}) / warmup_steps "
+            f"({warmup_steps} steps) must not be longer than the training run ({total_steps} "
+            "steps, trainer.max_epochs / trainer.max_steps)"
+        )
+    schedule = partial(
+        warmup_cosine,
+        peak_lr=peak_lr,
+        warmup_steps=int(warmup_steps),
+        total_steps=total_steps,
+        warmup_lr=scaled_lr(float(optim_cfg.get("warmup_lr", 0.0)), global_batch_size),
+        min_lr=scaled_lr(float(optim_cfg.get("min_lr", 0.0)), global_batch_size),
+    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step) / peak_lr)
