@@ -40,7 +40,7 @@ format: $(STAMP)  ## ruff autofix and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-clean:  ## remove caches, the generated synthetic set and run folders (keeps .venv and real data sets)
-	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info data/synthetic
+clean:  ## remove caches, the generated sets (synthetic, benchmark clips) and run folders (keeps .venv and real data)
+	rm -rf .pytest_cache .ruff_cache build dist src/*.egg-info data/synthetic data/benchmark_videos
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 	find logs -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
