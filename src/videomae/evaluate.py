@@ -15,19 +15,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import lightning as L
 from omegaconf import DictConfig, open_dict
 
-from videomae.train import build
+from videomae.train import build, has_test_loop
 from videomae.utils.rich_config import print_config_tree
 
 log = logging.getLogger(__name__)
-
-
-def has_test_loop(model: L.LightningModule) -> bool:
-    """Whether ``model`` defines its own ``test_step`` (fine-tuning) rather than Lightning's
-    placeholder (pretraining, which is evaluated by its validation loss)."""
-    return type(model).test_step is not L.LightningModule.test_step
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -68,6 +68,12 @@ def _log_hyperparameters(cfg: DictConfig, model: L.LightningModule, trainer: L.T
         logger.log_hyperparams(params)
 
 
+def has_test_loop(model: L.LightningModule) -> bool:
+    """Whether ``model`` defines its own ``test_step`` (fine-tuning) rather than Lightning's
+    placeholder (pretraining, which is evaluated by its validation loss)."""
+    return type(model).test_step is not L.LightningModule.test_step
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; return the final metrics (floats).
 
@@ -91,7 +97,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if results:
             metrics.update({k: float(v) for k, v in results[0].items()})
 
-    if cfg.get("test"):
+    if cfg.get("test") and not has_test_loop(model):
+        log.warning("test: true, but %s has no test loop; skipping the test", type(model).__name__)
+    elif cfg.get("test"):
         checkpoint = trainer.checkpoint_callback
         best = getattr(checkpoint, "best_model_path", "") if not trainer.fast_dev_run else ""
         if not best:

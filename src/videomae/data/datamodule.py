@@ -446,11 +446,13 @@ class VideoDataModule(L.LightningDataModule):
         self._read_lists()
         assert self.train_records is not None
         if stage in (None, "fit") and self.train_set is None:
-            if len(self.train_records) < self.batch_size:
+            trainer = self._trainer_or_none()
+            world = trainer.world_size if trainer is not None else 1
+            if len(self.train_records) // world < self.batch_size:
                 raise ValueError(
                     f"data.batch_size ({self.batch_size}) is larger than the number of training "
-                    f"videos ({len(self.train_records)}) in {self.train_list_path}; with "
-                    "drop_last=True no batch would be made"
+                    f"videos per process ({len(self.train_records)} in {self.train_list_path} "
+                    f"over {world} process(es)); with drop_last=True no batch would be made"
                 )
             self.train_set = self._dataset(self.train_records, "train")
         if self.val_records and self.val_set is None:

@@ -69,8 +69,9 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int | tuple[int, int]]:
         skip, self._skip = self._skip, 0
+        epoch = self.epoch  # the epoch of this pass's order, even if set_epoch is called during it
         indices = list(super().__iter__())[skip:]
         if self.with_epoch:
-            yield from ((index, self.epoch) for index in indices)
+            yield from ((index, epoch) for index in indices)
         else:
             yield from indices
