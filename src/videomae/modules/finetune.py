@@ -36,7 +36,12 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from videomae.models.classifier import VideoMAEClassifier
 from videomae.modules.optim import param_groups_layer_decay
-from videomae.modules.schedules import clean_param_name, scaled_lr, warmup_cosine_scheduler
+from videomae.modules.schedules import (
+    adamw_with_schedule,
+    clean_param_name,
+    global_batch,
+    scaled_lr,
+)
 
 log = logging.getLogger(__name__)
 
@@ -374,10 +379,7 @@ class FinetuneModule(L.LightningModule):
     @property
     def global_batch_size(self) -> int:
         """Videos per optimizer step over all devices: batch x world size x accumulation."""
-        trainer = self._trainer
-        if trainer is None:
-            return self.batch_size
-        return self.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+        return global_batch(self.batch_size, self._trainer)
 
     @property
     def eval_net(self) -> nn.Module:
@@ -556,23 +558,14 @@ class FinetuneModule(L.LightningModule):
         peak = self._peak_lr()
         for group in groups:
             group["lr"] = peak * group["lr_scale"]
-        optimizer = torch.optim.AdamW(
+        return adamw_with_schedule(
             groups,
-            lr=peak,
-            betas=tuple(cfg.get("betas", (0.9, 0.999))),
-            eps=float(cfg.get("eps", 1e-8)),
-        )
-        scheduler = warmup_cosine_scheduler(
-            optimizer,
             cfg,
             peak_lr=peak,
             global_batch_size=self.global_batch_size,
             trainer=self.trainer,
+            default_betas=(0.9, 0.999),
         )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
-        }
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

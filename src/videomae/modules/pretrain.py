@@ -18,10 +18,11 @@ from torch import nn
 
 from videomae.models.vit import no_weight_decay_names
 from videomae.modules.schedules import (
+    adamw_with_schedule,
     clean_param_name,
+    global_batch,
     param_groups_weight_decay,
     scaled_lr,
-    warmup_cosine_scheduler,
 )
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,7 @@ class PretrainModule(L.LightningModule):
     @property
     def global_batch_size(self) -> int:
         """Clips per optimizer step over all devices: batch x world size x accumulation."""
-        trainer = self._trainer
-        if trainer is None:
-            return self.batch_size
-        return self.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+        return global_batch(self.batch_size, self._trainer)
 
     def draw_mask(self, batch_size: int, device: torch.device, seed: int) -> Masks:
         """A mask (or an encoder/decoder pair) for ``batch_size`` clips, drawn on ``device`` from a
@@ -173,23 +171,14 @@ class PretrainModule(L.LightningModule):
         cfg = self.optim_cfg
         groups = param_groups_weight_decay(self.net, float(cfg["weight_decay"]), self._no_decay)
         peak = self._peak_lr()
-        optimizer = torch.optim.AdamW(
+        return adamw_with_schedule(
             groups,
-            lr=peak,
-            betas=tuple(cfg.get("betas", (0.9, 0.95))),
-            eps=float(cfg.get("eps", 1e-8)),
-        )
-        scheduler = warmup_cosine_scheduler(
-            optimizer,
             cfg,
             peak_lr=peak,
             global_batch_size=self.global_batch_size,
             trainer=self.trainer,
+            default_betas=(0.9, 0.95),
         )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
-        }
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -126,3 +126,41 @@ def warmup_cosine_scheduler(
         min_lr=scaled_lr(float(optim_cfg.get("min_lr", 0.0)), global_batch_size),
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step) / peak_lr)
+
+
+def global_batch(batch_size: int, trainer: Any | None) -> int:
+    """Samples per optimizer step over all devices: ``batch_size x world size x accumulation``
+    (``batch_size`` alone before a trainer is attached)."""
+    if trainer is None:
+        return batch_size
+    return batch_size * trainer.world_size * trainer.accumulate_grad_batches
+
+
+def adamw_with_schedule(
+    groups: list[dict[str, Any]],
+    optim_cfg: Mapping[str, Any],
+    *,
+    peak_lr: float,
+    global_batch_size: int,
+    trainer: Any,
+    default_betas: tuple[float, float],
+) -> dict[str, Any]:
+    """AdamW over ``groups`` (each may carry its own ``lr``) with :func:`warmup_cosine_scheduler`
+    stepped every optimizer step, in the form ``configure_optimizers`` returns."""
+    optimizer = torch.optim.AdamW(
+        groups,
+        lr=peak_lr,
+        betas=tuple(optim_cfg.get("betas", default_betas)),
+        eps=float(optim_cfg.get("eps", 1e-8)),
+    )
+    scheduler = warmup_cosine_scheduler(
+        optimizer,
+        optim_cfg,
+        peak_lr=peak_lr,
+        global_batch_size=global_batch_size,
+        trainer=trainer,
+    )
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+    }
