@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import CLIP_HEIGHT, CLIP_WIDTH, VIDEO_FOLDER_CLIPS, level_frames, write_video
+from test_data import _dm as _data_dm
 from videomae.callbacks.broken_videos import BrokenVideoLogger
 from videomae.data.datamodule import VideoDataModule
 from videomae.data.datasets import VideoClipDataset
@@ -23,21 +24,8 @@ from videomae.data.transforms import EvalTransform
 
 
 def _dm(root: Path, **overrides) -> VideoDataModule:
-    kwargs = dict(
-        root=str(root),
-        train_list="train.csv",
-        val_list="val.csv",
-        num_frames=4,
-        sampling_rate=2,
-        img_size=32,
-        batch_size=2,
-        num_workers=0,
-        pin_memory=False,
-        persistent_workers=False,
-        seed=0,
-    )
-    kwargs.update(overrides)
-    return VideoDataModule(**kwargs)
+    """``test_data``'s small data module with 4-frame clips."""
+    return _data_dm(root, **{"num_frames": 4, **overrides})
 
 
 # ----------------------------------------------------------------------------------- stages
