@@ -74,6 +74,12 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
         ("fps", 0),
         ("seed", -1),
         ("num_frames", 8.5),
+        ("motion_speed", 0),
+        ("motion_speed", float("inf")),
+        ("background_pan", -0.5),
+        ("max_distractors", 4),
+        ("max_distractors", -1),
+        ("motion_speed", "fast"),
     ],
 )
 def test_bad_spec_values_raise_naming_the_field(field: str, value: object) -> None:
@@ -359,3 +365,52 @@ def test_motion_is_large_enough_to_see_in_a_clip() -> None:
                 steps = steps[np.abs(steps) < 0.2]  # drop the sawtooth wrap
                 assert abs(steps.sum()) > 0.25, (name, steps.sum())
                 assert (steps.sum() > 0) == (name == "grow")
+
+
+def _track(speed: float, label: int, axis: str) -> np.ndarray:
+    """The main object's unwrapped travel along ``axis`` (pixels) at ``motion_speed=speed``."""
+    spec = SyntheticSpec(num_frames=16, height=64, width=64, motion_speed=speed)
+    position = synthetic._render(spec, label, np.random.default_rng(3), pixels=False)[1][axis]
+    return np.cumsum((np.diff(position) + 32) % 64 - 32)
+
+
+def test_motion_speed_scales_the_class_motion_and_nothing_else() -> None:
+    """position = start + wobble - speed * move * t: doubling the speed adds one more motion."""
+    for label, axis in ((0, "x"), (2, "y")):
+        still, base, fast = (_track(s, label, axis) for s in (1e-9, 1.0, 2.0))
+        motion = base - still  # the class motion at speed 1, the wobble removed
+        assert abs(motion[-1]) > 5.0  # move_left / move_up travel several pixels
+        np.testing.assert_allclose(fast - base, motion, atol=1e-6)
+
+
+def _still_fraction(video: np.ndarray) -> float:
+    """Fraction of pixels that change by less than the noise from the first to the last frame."""
+    change = np.abs(video[-1].astype(np.float32) - video[0]).mean(-1)
+    return float((change < 12).mean())
+
+
+def test_still_background_without_distractors_only_the_main_object_moves() -> None:
+    """background_pan 0 and max_distractors 0: the pixels away from the object stay put."""
+    easy = SyntheticSpec(num_frames=12, height=64, width=64, max_distractors=0, background_pan=0.0)
+    standard = SyntheticSpec(num_frames=12, height=64, width=64)
+    fractions = []
+    for label in range(len(CLASS_NAMES)):
+        rng = [11, label]
+        still = _still_fraction(synthetic.render_video(easy, label, np.random.default_rng(rng)))
+        moving = _still_fraction(
+            synthetic.render_video(standard, label, np.random.default_rng(rng))
+        )
+        assert still > 0.5, (CLASS_NAMES[label], still)
+        fractions.append((moving, still))
+    # over 11 frames the standard set's panning background changes nearly everywhere
+    assert np.mean([m for m, _ in fractions]) < np.mean([s for _, s in fractions]) - 0.2
+
+
+def test_easier_set_keeps_time_reversal_pairs() -> None:
+    spec = SyntheticSpec(
+        num_frames=10, height=32, width=32, motion_speed=3.0, max_distractors=0, background_pan=0.0
+    )
+    for pair in range(4):
+        even = synthetic.render_video(spec, 2 * pair, np.random.default_rng(9))
+        odd = synthetic.render_video(spec, 2 * pair + 1, np.random.default_rng(9))
+        np.testing.assert_array_equal(odd, even[::-1])

@@ -147,6 +147,7 @@ NUM_SHAPE_KINDS = 5  # disc, ellipse, polygon, star, blob
 _LIST_NAMES = {"train": "train.csv", "val": "val.csv"}
 _LABELS_NAME = "labels.txt"
 _SPEC_NAME = "spec.json"
+_FLOAT_FIELDS = frozenset({"motion_speed", "background_pan"})
 _OWN_ENTRIES = frozenset({"videos", "train.csv", "val.csv", "labels.txt", "spec.json"})
 
 
@@ -163,6 +164,16 @@ class SyntheticSpec:
         width: frame width in pixels (even, at least 32, for yuv420p).
         fps: frame rate written into the files.
         seed: master seed; video ``i`` of split ``s`` uses the stream ``(seed, s, i)``.
+        motion_speed: factor on the main object's translation, rotation and growth speeds
+            (``MOVE_SPEED``, ``ROTATE_SPEED``, ``GROW_SPEED``); > 0.
+        max_distractors: at most this many distractor objects per video (``0..MAX_DISTRACTORS``;
+            a video draws between ``min(2, max_distractors)`` and ``max_distractors``).
+        background_pan: factor on the background's pan speed (``PAN_SPEED``); 0 keeps the
+            background still.
+
+    The last three make easier sets (``make demo`` uses fast motion over a still background
+    with no distractors); their defaults give the standard set. Every random draw is made
+    whatever their values, so the class of a video never shows in a single frame.
     """
 
     num_classes: int = len(CLASS_NAMES)
@@ -173,13 +184,18 @@ class SyntheticSpec:
     width: int = 128
     fps: int = 12
     seed: int = 0
+    motion_speed: float = 1.0
+    max_distractors: int = MAX_DISTRACTORS
+    background_pan: float = 1.0
 
     def __post_init__(self) -> None:
         """Validate every field; raise ``ValueError`` naming the first bad one."""
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"SyntheticSpec.{f.name} must be an int, got {value!r}")
+            kinds = (int, np.integer) if f.name not in _FLOAT_FIELDS else (int, float, np.number)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                kind = "a number" if f.name in _FLOAT_FIELDS else "an int"
+                raise ValueError(f"SyntheticSpec.{f.name} must be {kind}, got {value!r}")
         if not 1 <= self.num_classes <= len(CLASS_NAMES):
             raise ValueError(
                 f"SyntheticSpec.num_classes must be in 1..{len(CLASS_NAMES)}, "
@@ -199,12 +215,26 @@ class SyntheticSpec:
                 )
         if self.seed < 0:
             raise ValueError(f"SyntheticSpec.seed must be >= 0, got {self.seed}")
+        if not (math.isfinite(self.motion_speed) and self.motion_speed > 0):
+            raise ValueError(
+                f"SyntheticSpec.motion_speed must be a finite number > 0, got {self.motion_speed}"
+            )
+        if not (math.isfinite(self.background_pan) and self.background_pan >= 0):
+            raise ValueError(
+                "SyntheticSpec.background_pan must be a finite number >= 0, "
+                f"got {self.background_pan}"
+            )
+        if not 0 <= self.max_distractors <= MAX_DISTRACTORS:
+            raise ValueError(
+                f"SyntheticSpec.max_distractors must be in 0..{MAX_DISTRACTORS}, "
+                f"got {self.max_distractors}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fields plus everything else that determines the generated files."""
         return {
             "generator_version": GENERATOR_VERSION,
-            **{k: int(v) for k, v in asdict(self).items()},
+            **{k: float(v) if k in _FLOAT_FIELDS else int(v) for k, v in asdict(self).items()},
             "class_names": list(CLASS_NAMES[: self.num_classes]),
             "encoders": {ext: {"codec": codec, **opts} for ext, codec, opts in CONTAINERS},
             "render": {
@@ -212,7 +242,6 @@ class SyntheticSpec:
                 "main_radius": list(MAIN_RADIUS),
                 "scale_range": list(SCALE_RANGE),
                 "distractor_radius": list(DISTRACTOR_RADIUS),
-                "max_distractors": MAX_DISTRACTORS,
                 "move_speed": list(MOVE_SPEED),
                 "rotate_speed_deg": list(ROTATE_SPEED),
                 "grow_speed_log": list(GROW_SPEED),
@@ -463,7 +492,7 @@ def _render(
     # Background: a periodic texture panning in a uniformly random direction.
     bg_tex = _texture(rng, height, width, vivid=False)
     pan_dir = rng.uniform(0.0, 2.0 * math.pi)
-    pan_speed = _uniform(rng, PAN_SPEED) * size
+    pan_speed = _uniform(rng, PAN_SPEED) * size * spec.background_pan
     pan_y0, pan_x0 = rng.uniform(0.0, height), rng.uniform(0.0, width)
     ty = pan_y0 + math.sin(pan_dir) * pan_speed * t
     tx = pan_x0 + math.cos(pan_dir) * pan_speed * t
@@ -471,7 +500,8 @@ def _render(
 
     # Distractors: smaller objects drifting and spinning in random directions. MAX_DISTRACTORS
     # are always drawn so that the number of random draws is always the same.
-    num_distractors = int(rng.integers(2, MAX_DISTRACTORS + 1))
+    most = spec.max_distractors
+    num_distractors = int(rng.integers(min(2, most), most + 1))
     distractors = []
     for _ in range(MAX_DISTRACTORS):
         tex = _texture(rng, TEXTURE_SIZE, TEXTURE_SIZE, vivid=True)
@@ -508,9 +538,9 @@ def _render(
     angle0 = rng.uniform(0.0, 2.0 * math.pi)
     log_lo, log_hi = math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])
     log_s0 = rng.uniform(log_lo, log_hi)
-    move = _uniform(rng, MOVE_SPEED) * size
-    rotate = math.radians(_uniform(rng, ROTATE_SPEED))
-    grow = _uniform(rng, GROW_SPEED)
+    move = _uniform(rng, MOVE_SPEED) * size * spec.motion_speed
+    rotate = math.radians(_uniform(rng, ROTATE_SPEED)) * spec.motion_speed
+    grow = _uniform(rng, GROW_SPEED) * spec.motion_speed
     cx = x0 + _wobble(rng, t, 0.01 * size)
     cy = y0 + _wobble(rng, t, 0.01 * size)
     angle = angle0 + _wobble(rng, t, math.radians(2.5))
