@@ -1,0 +1,196 @@
+"""`make demo` (videomae.demo): the job plan, the result files and their numbers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from videomae import demo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plan_pretrains_then_fine_tunes_each_mask_and_seed_and_shares_scratch(
+    tmp_path: Path,
+) -> None:
+    jobs = demo.plan_jobs(tmp_path, [0.75, 0.9], [0, 1], ["data.batch_size=4"], 3, 2)
+    names = [(j.name, j.mask, j.seed) for j in jobs]
+    # pretraining first (longest chain), then the scratch runs, then the fine-tunings
+    assert names[:4] == [("pretrain", m, s) for m in (0.75, 0.9) for s in (0, 1)]
+    assert names[4:6] == [("scratch", None, 0), ("scratch", None, 1)]
+    assert names[6:] == [("finetune", m, s) for m in (0.75, 0.9) for s in (0, 1)]
+    by_name = {(j.name, j.mask, j.seed): j for j in jobs}
+    for mask in (0.75, 0.9):
+        for seed in (0, 1):
+            pre, fine = by_name["pretrain", mask, seed], by_name["finetune", mask, seed]
+            assert fine.after is pre
+            assert pre.run_dir == tmp_path / f"mask_{mask:g}" / f"seed_{seed}" / "pretrain"
+            assert f"masking.ratio={mask}" in pre.overrides
+            assert "trainer.max_epochs=3" in pre.overrides
+            assert f"model.init_from={pre.run_dir / 'checkpoints' / 'last.ckpt'}" in fine.overrides
+            assert "trainer.max_epochs=2" in fine.overrides
+    scratch = by_name["scratch", None, 1]
+    assert scratch.after is None and scratch.run_dir == tmp_path / "scratch" / "seed_1"
+    assert not any(o.startswith("model.init_from") for o in scratch.overrides)
+    for job in jobs:
+        assert f"seed={job.seed}" in job.overrides
+        assert f"hydra.run.dir={job.run_dir}" in job.overrides
+        assert job.overrides[-1] == "data.batch_size=4"  # the user's overrides win
+
+
+def _write_predictions(path: Path, rows: list[tuple[int, list[int]]]) -> None:
+    """A predictions.csv as the test loop writes it: label and the top-5 guesses."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        header = ["video", "label", "label_name"] + [f"pred_{i}" for i in range(1, 6)]
+        header += [f"pred_name_{i}" for i in range(1, 6)] + [f"score_{i}" for i in range(1, 6)]
+        writer.writerow(header)
+        for n, (label, guesses) in enumerate(rows):
+            names = [f"c{g}" for g in guesses]
+            writer.writerow([f"v{n}.mp4", label, f"c{label}", *guesses, *names, *[0.2] * 5])
+
+
+def test_read_predictions_counts_top1_and_top5(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.csv"
+    _write_predictions(
+        path,
+        [
+            (0, [0, 1, 2, 3, 4]),  # top-1 right
+            (1, [0, 1, 2, 3, 4]),  # second guess
+            (7, [0, 1, 2, 3, 4]),  # not in the top 5
+            (4, [3, 2, 1, 0, 4]),  # fifth guess
+        ],
+    )
+    assert demo.read_predictions(path) == (0.25, 0.75, 4)
+
+
+def test_read_curve_keeps_rows_with_the_metric(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,train/loss,val/acc1\n0,9,2.1,\n0,19,,0.25\n1,29,1.9,\n1,39,,0.5\n")
+    assert demo.read_curve(path) == [(19, 0.25), (39, 0.5)]
+
+
+def test_summary_and_table_numbers() -> None:
+    stats = demo.summarize([0.5, 0.6, 0.7])
+    assert stats["mean"] == pytest.approx(0.6)
+    assert stats["std"] == pytest.approx(0.1)
+    assert (stats["min"], stats["max"], stats["n"]) == (0.5, 0.7, 3)
+    assert demo.summarize([0.4])["std"] == 0.0
+
+    def row(mask: float | None, top1: list[float]) -> dict:
+        runs = {s: demo.RunResult(v, 1.0, 10) for s, v in enumerate(top1)}
+        return {
+            "mask": mask,
+            "runs": runs,
+            "top1": demo.summarize(top1),
+            "top5": demo.summarize([1.0] * len(top1)),
+        }
+
+    rows = {"mask_0.9": row(0.9, [0.5, 0.6, 0.7]), "scratch": row(None, [0.3, 0.3, 0.3])}
+    table = demo.markdown_table(rows, chance=0.125)
+    lines = table.splitlines()
+    assert lines[2].startswith("| pretrained | tube masking 0.9 | 3 | 60.0 ± 10.0 | 100.0 ± 0.0 ")
+    assert "| 50.0, 60.0, 70.0 | +30.0 |" in lines[2]
+    assert lines[3].startswith("| from scratch | none | 3 | 30.0 ± 0.0 |")
+    assert "Chance: 12.5% top-1." in table
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--masks", "1.0"], "--masks"),
+        (["--seeds", "0", "0"], "--seeds"),
+        (["--jobs", "0"], "--jobs"),
+        (["--pretrain-epochs", "0"], "--pretrain-epochs"),
+    ],
+)
+def test_bad_arguments_are_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        demo.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_bad_override_stops_before_any_work(tmp_path: Path) -> None:
+    """A bad value is refused, naming the key, before the set is made or a job starts."""
+    with pytest.raises(SystemExit, match=r"data\.batch_size"):
+        demo.main(
+            [
+                "--seeds",
+                "0",
+                "--out",
+                str(tmp_path / "demo"),
+                "--override",
+                f"paths.data_dir={tmp_path / 'data'}",
+                "--override",
+                "data.batch_size=-3",
+            ]
+        )
+    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+def test_demo_at_reduced_size_writes_a_table_consistent_with_the_predictions(
+    tmp_path: Path,
+) -> None:
+    """Two seeds, two masking ratios, a few epochs on a small set: every file, every number."""
+    out = tmp_path / "demo"
+    code = demo.main(
+        [
+            "--seeds",
+            "0",
+            "1",
+            "--masks",
+            "0.75",
+            "0.9",
+            "--pretrain-epochs",
+            "3",
+            "--finetune-epochs",
+            "2",
+            "--out",
+            str(out),
+            "--override",
+            f"paths.data_dir={tmp_path / 'data'}",
+            "--override",
+            "data.synthetic.train_per_class=4",
+            "--override",
+            "data.synthetic.val_per_class=2",
+        ]
+    )
+    assert code == 0
+    for name in ("results.md", "results.json", "accuracy_curves.png", "masking_ratio.png"):
+        assert (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())
+    assert {j["status"] for j in results["jobs"]} == {"done"}
+    table = (out / "results.md").read_text()
+    for key, row_name in (("mask_0.75", "pretrained"), ("mask_0.9", "pretrained"), ("scratch", "")):
+        runs = results["rows"][key]["runs"]
+        assert sorted(runs) == ["0", "1"]
+        top1 = []
+        for seed, run in runs.items():
+            run_dir = out / key / f"seed_{seed}"
+            run_dir = run_dir / "finetune" if key != "scratch" else run_dir
+            # the table's numbers are those of the predictions file
+            assert demo.read_predictions(run_dir / "predictions.csv") == (
+                run["top1"],
+                run["top5"],
+                16,
+            )
+            assert run["curve"], "validation accuracy after each epoch"
+            top1.append(run["top1"])
+        mean = 100 * sum(top1) / len(top1)
+        line = next(
+            ln
+            for ln in table.splitlines()
+            if ln.startswith("| from scratch" if key == "scratch" else "| pretrained")
+            and (key == "scratch" or f"masking {results['rows'][key]['mask']:g} |" in ln)
+        )
+        assert re.search(rf"\| {mean:.1f} ± ", line), (line, mean)
+        assert row_name in line
