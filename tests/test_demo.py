@@ -194,3 +194,34 @@ def test_demo_at_reduced_size_writes_a_table_consistent_with_the_predictions(
         )
         assert re.search(rf"\| {mean:.1f} ± ", line), (line, mean)
         assert row_name in line
+
+
+def test_report_rewrites_the_table_and_plots_from_the_run_folders(tmp_path: Path) -> None:
+    """--report reads each run's predictions.csv and metrics.csv (no training)."""
+    out = tmp_path / "demo"
+    jobs = demo.plan_jobs(out, [0.9], [0, 1])
+    correct = {("finetune", 0): 3, ("finetune", 1): 2, ("scratch", 0): 1, ("scratch", 1): 1}
+    for job in jobs:
+        if job.name == "pretrain":
+            (job.run_dir / "checkpoints").mkdir(parents=True)
+            continue
+        hits = correct[job.name, job.seed]  # of 4 videos, label 0, top-1 right for `hits`
+        rows = [(0, [0, 1, 2, 3, 4]) if n < hits else (0, [1, 0, 2, 3, 4]) for n in range(4)]
+        _write_predictions(job.run_dir / "predictions.csv", rows)
+        metrics = job.run_dir / "csv" / "version_0" / "metrics.csv"
+        metrics.parent.mkdir(parents=True)
+        metrics.write_text(f"epoch,step,val/acc1\n0,9,0.25\n1,19,{hits / 4}\n")
+    record = {"masks": [0.9], "seeds": [0, 1], "minutes": 1.0, "parallel": 2, "jobs": []}
+    record |= {"num_classes": 8, "val_videos": 4}
+    (out / "results.json").write_text(json.dumps(record))
+
+    assert demo.main(["--report", str(out)]) == 0
+    table = (out / "results.md").read_text()
+    assert (
+        "| pretrained | tube masking 0.9 | 2 | 62.5 ± 17.7 | 100.0 ± 0.0 | 75.0, 50.0 | +37.5 |"
+        in table
+    )
+    assert "| from scratch | none | 2 | 25.0 ± 0.0 | 100.0 ± 0.0 | 25.0, 25.0 | 0 |" in table
+    rewritten = json.loads((out / "results.json").read_text())
+    assert rewritten["rows"]["mask_0.9"]["runs"]["0"]["curve"] == [[9, 0.25], [19, 0.75]]
+    assert (out / "accuracy_curves.png").stat().st_size > 0

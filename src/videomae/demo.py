@@ -320,7 +320,7 @@ def markdown_table(rows: dict[str, Any], chance: float) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(rows: dict[str, Any], path: Path) -> None:
+def plot_curves(rows: dict[str, Any], path: Path, chance: float) -> None:
     """Validation top-1 against the training step: mean over seeds, min-max band, per row."""
     import matplotlib
 
@@ -340,6 +340,7 @@ def plot_curves(rows: dict[str, Any], path: Path) -> None:
         style = "--" if key == "scratch" else "-"
         (line,) = ax.plot(steps, values.mean(0), style, marker="o", label=name)
         ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.15)
+    ax.axhline(100 * chance, linestyle=":", color="black", label="chance")
     ax.set_xlabel("fine-tuning step")
     ax.set_ylabel("validation top-1 % (one view)")
     ax.set_title("Fine-tuning tiny on the demo set: mean and min-max over seeds")
@@ -350,7 +351,7 @@ def plot_curves(rows: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_masks(rows: dict[str, Any], path: Path) -> None:
+def plot_masks(rows: dict[str, Any], path: Path, chance: float) -> None:
     """Test top-1 against the masking ratio (mean ± std), scratch as a band."""
     import matplotlib
 
@@ -369,6 +370,7 @@ def plot_masks(rows: dict[str, Any], path: Path) -> None:
         ax.axhspan(
             100 * (s["mean"] - s["std"]), 100 * (s["mean"] + s["std"]), color="gray", alpha=0.15
         )
+    ax.axhline(100 * chance, linestyle=":", color="black", label="chance")
     ax.set_xlabel("tube masking ratio of the pretraining")
     ax.set_ylabel("test top-1 % (2 clips x 3 crops)")
     ax.grid(alpha=0.3)
@@ -466,6 +468,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "e.g. data.synthetic.train_per_class=10",
     )
     parser.add_argument("--root", default=None, help="the project checkout (default: this one)")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="only rewrite the table and plots of the finished demo folder DIR",
+    )
     args = parser.parse_args(argv)
     for mask in args.masks:
         if not 0.0 < mask < 1.0:
@@ -482,6 +491,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; print the table; return 0, or 1 when a job failed."""
     args = parse_args(argv)
+    if args.report is not None:
+        return report_only(args.report.resolve())
     root = _repo_root(args.root)
     out = args.out or root / "logs" / "demo" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = out.resolve()
@@ -498,8 +509,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     run_jobs(jobs, root, parallel, args.threads)
-    rows = collect(jobs)
     minutes = (time.perf_counter() - start) / 60
+    failed = write_report(jobs, out, args.masks, args.seeds, minutes, parallel, info)
+    return 1 if failed else 0
+
+
+def write_report(
+    jobs: list[Job],
+    out: Path,
+    masks: Sequence[float],
+    seeds: Sequence[int],
+    minutes: float,
+    parallel: int,
+    info: dict[str, Any],
+) -> list[Job]:
+    """Read the runs of ``jobs``; write results.md, results.json and the plots; print the table.
+
+    Returns the jobs that did not finish (or whose files could not be read).
+    """
+    rows = collect(jobs)
     chance = 1.0 / info["num_classes"]
     table = markdown_table(rows, chance)
     failed = [j for j in jobs if j.status != "done"]
@@ -507,7 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"# VideoMAE demo: pretrained vs from scratch\n\n"
         f"tiny VideoMAE on the generated demo set (`data=synthetic_demo`, {info['num_classes']} "
         f"motion classes, {info['val_videos']} test videos, 2 clips x 3 crops each); seeds "
-        f"{', '.join(map(str, args.seeds))}; {minutes:.1f} min wall with {parallel} job(s) at a "
+        f"{', '.join(map(str, seeds))}; {minutes:.1f} min wall with {parallel} job(s) at a "
         f"time on {os.cpu_count()} cores.\n\n"
     )
     notes = ""
@@ -516,49 +544,62 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{j.label} ({j.status})" for j in failed
         )
     (out / "results.md").write_text(header + table + notes + "\n")
-    (out / "results.json").write_text(
-        json.dumps(
+    record = {
+        "minutes": minutes,
+        "parallel": parallel,
+        "chance": chance,
+        **info,
+        "masks": list(masks),
+        "seeds": list(seeds),
+        "jobs": [
             {
-                "minutes": minutes,
-                "chance": chance,
-                "masks": args.masks,
-                "seeds": args.seeds,
-                "jobs": [
-                    {
-                        "job": j.label,
-                        "status": j.status,
-                        "seconds": round(j.seconds, 1),
-                        "run_dir": str(j.run_dir),
-                    }
-                    for j in jobs
-                ],
-                "rows": {
-                    k: {
-                        "mask": r["mask"],
-                        "top1": r["top1"],
-                        "top5": r["top5"],
-                        "runs": {
-                            str(s): {
-                                "top1": v.top1,
-                                "top5": v.top5,
-                                "videos": v.videos,
-                                "curve": v.curve,
-                            }
-                            for s, v in r["runs"].items()
-                        },
-                    }
-                    for k, r in rows.items()
+                "job": j.label,
+                "status": j.status,
+                "seconds": round(j.seconds, 1),
+                "run_dir": str(j.run_dir),
+            }
+            for j in jobs
+        ],
+        "rows": {
+            k: {
+                "mask": r["mask"],
+                "top1": r["top1"],
+                "top5": r["top5"],
+                "runs": {
+                    str(s): {"top1": v.top1, "top5": v.top5, "videos": v.videos, "curve": v.curve}
+                    for s, v in r["runs"].items()
                 },
-            },
-            indent=2,
-        )
-    )
+            }
+            for k, r in rows.items()
+        },
+    }
+    (out / "results.json").write_text(json.dumps(record, indent=2))
     if rows:
-        plot_curves(rows, out / "accuracy_curves.png")
-        if len(args.masks) > 1:
-            plot_masks(rows, out / "masking_ratio.png")
+        plot_curves(rows, out / "accuracy_curves.png", chance)
+        if len(masks) > 1:
+            plot_masks(rows, out / "masking_ratio.png", chance)
     print("\n" + table + notes, flush=True)
     print(f"\n[demo] {minutes:.1f} min; results in {out}", flush=True)
+    return failed
+
+
+def report_only(out: Path) -> int:
+    """Rewrite the table, results.json and plots of a finished demo folder (no training)."""
+    try:
+        record = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError) as error:
+        message = f"videomae.demo --report: cannot read {out / 'results.json'}: {error}"
+        raise SystemExit(message) from error
+    jobs = plan_jobs(out, record["masks"], record["seeds"])
+    previous = {j["job"]: j for j in record["jobs"]}
+    for job in jobs:
+        job.seconds = previous.get(job.label, {}).get("seconds", 0.0)
+        finished = job.run_dir / ("checkpoints" if job.name == "pretrain" else "predictions.csv")
+        job.status = "done" if finished.exists() else "missing"
+    info = {"num_classes": record["num_classes"], "val_videos": record["val_videos"]}
+    failed = write_report(
+        jobs, out, record["masks"], record["seeds"], record["minutes"], record["parallel"], info
+    )
     return 1 if failed else 0
 
 
