@@ -9,10 +9,9 @@ import hydra
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from videomae.utils.config import ConfigError, validate_config
+from videomae.utils.config import ConfigError, compose_run_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -22,15 +21,9 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 def compose_cfg(tmp_path: Path, overrides: list[str], name: str = "train.yaml") -> DictConfig:
     """Compose a run config like `python train.py OVERRIDES` would, rooted at tmp_path."""
     os.environ.setdefault("PROJECT_ROOT", str(ROOT))
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
-        HydraConfig().set_config(cfg)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / "run")
-            cfg.paths.data_dir = str(tmp_path / "data")
-            del cfg["hydra"]  # resolved by Hydra itself at run time, not by the job
-    GlobalHydra.instance().clear()
+    cfg = compose_run_config(CONFIGS, overrides, tmp_path / "run", name)
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(tmp_path / "data")
     return cfg
 
 

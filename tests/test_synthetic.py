@@ -407,6 +407,7 @@ def test_still_background_without_distractors_only_the_main_object_moves() -> No
 
 
 def test_easier_set_keeps_time_reversal_pairs() -> None:
+    """With the easier-set values, the odd class is still the even one played backwards."""
     spec = SyntheticSpec(
         num_frames=10, height=32, width=32, motion_speed=3.0, max_distractors=0, background_pan=0.0
     )

@@ -29,12 +29,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -57,6 +57,19 @@ __all__ = [
 
 PRETRAIN = "demo_pretrain"
 FINETUNE = "demo_finetune"
+RESERVED = frozenset(
+    {
+        "experiment",
+        "seed",
+        "masking",
+        "masking.ratio",
+        "model.init_from",
+        "trainer.max_epochs",
+        "task_name",
+        "auto_resume",
+    }
+)
+"""Override keys the demo sets per job (``--override`` refuses them)."""
 
 
 # ------------------------------------------------------------------------------- the plan
@@ -71,6 +84,9 @@ class Job:
         run_dir: the run folder (``hydra.run.dir``).
         overrides: the command-line overrides of ``train.py``.
         after: the job whose checkpoint this one starts from, if any.
+        status: ``pending``, ``running``, ``done``, ``skipped`` (its ``after`` job did not
+            finish) or ``failed (...)``.
+        seconds: wall time of the run.
     """
 
     name: str
@@ -135,6 +151,9 @@ def plan_jobs(
         epochs = pretrain_epochs if job.name == "pretrain" else finetune_epochs
         if epochs is not None:
             job.overrides.append(f"trainer.max_epochs={epochs}")
+            if job.name != "pretrain":  # about five points on the curve, the last epoch included
+                every = next(n for n in range(max(1, epochs // 5), 0, -1) if epochs % n == 0)
+                job.overrides.append(f"trainer.check_val_every_n_epoch={every}")
         job.overrides += [
             f"seed={job.seed}",
             f"hydra.run.dir={job.run_dir}",
@@ -154,7 +173,6 @@ def _run(job: Job, root: Path, threads: int) -> Job:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
-    env.setdefault("PYTHONWARNINGS", "ignore")
     command = [sys.executable, str(root / "train.py"), *job.overrides]
     start = time.perf_counter()
     with open(job.run_dir / "demo_job.log", "w") as log:
@@ -168,7 +186,6 @@ def _run(job: Job, root: Path, threads: int) -> Job:
 
 def run_jobs(jobs: list[Job], root: Path, parallel: int, threads: int) -> None:
     """Run ``jobs`` ``parallel`` at a time, each after the job it depends on; print progress."""
-    lock = threading.Lock()
     pending = list(jobs)
     running: dict[Future[Job], Job] = {}
     done = 0
@@ -187,9 +204,11 @@ def run_jobs(jobs: list[Job], root: Path, parallel: int, threads: int) -> None:
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
                 job = running.pop(future)
-                future.result()
-                with lock:
-                    done += 1
+                try:
+                    future.result()
+                except Exception as error:  # the job could not even start: report, go on
+                    job.status = f"failed ({type(error).__name__}: {error})"
+                done += 1
                 where = job.run_dir / "demo_job.log"
                 extra = f"; see {where}" if job.status.startswith("failed") else ""
                 print(
@@ -248,7 +267,10 @@ def read_curve(path: Path, key: str = "val/acc1") -> list[tuple[int, float]]:
 def read_run(run_dir: Path) -> RunResult:
     """The :class:`RunResult` of a finished fine-tuning run folder."""
     top1, top5, videos = read_predictions(run_dir / "predictions.csv")
-    metrics = sorted(run_dir.glob("csv/version_*/metrics.csv"))
+    metrics = sorted(
+        run_dir.glob("csv/version_*/metrics.csv"),
+        key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name[8:].isdigit() else -1,
+    )
     curve = read_curve(metrics[-1]) if metrics else []
     return RunResult(top1, top5, videos, curve)
 
@@ -266,6 +288,7 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
 
 
 def _pct(stats: dict[str, float]) -> str:
+    """``mean ± std`` in percent, one decimal."""
     return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
 
 
@@ -276,12 +299,13 @@ def collect(jobs: list[Job]) -> dict[str, Any]:
         if job.name == "pretrain" or job.status != "done":
             continue
         key = "scratch" if job.mask is None else f"mask_{job.mask:g}"
-        row = rows.setdefault(key, {"mask": job.mask, "runs": {}})
         try:
-            row["runs"][job.seed] = read_run(job.run_dir)
+            result = read_run(job.run_dir)
         except (OSError, ValueError) as error:
             print(f"[demo] cannot read {job.label}: {error}", flush=True)
             job.status = "failed (no results)"
+            continue
+        rows.setdefault(key, {"mask": job.mask, "runs": {}})["runs"][job.seed] = result
     for row in rows.values():
         runs = list(row["runs"].values())
         row["top1"] = summarize([r.top1 for r in runs])
@@ -309,8 +333,12 @@ def markdown_table(rows: dict[str, Any], chance: float) -> str:
         else:
             name, pre = "pretrained", f"tube masking {row['mask']:g}"
             gap = "n/a"
-            if scratch is not None:
-                gap = f"{100 * (row['top1']['mean'] - scratch['top1']['mean']):+.1f}"
+            common = sorted(set(seeds) & set(scratch["runs"])) if scratch is not None else []
+            if common:  # paired: the seeds both sides finished
+                diffs = [row["runs"][s].top1 - scratch["runs"][s].top1 for s in common]
+                gap = f"{100 * float(np.mean(diffs)):+.1f}"
+                if len(common) < len(seeds) or len(common) < len(scratch["runs"]):
+                    gap += f" (seeds {', '.join(map(str, common))})"
         lines.append(
             f"| {name} | {pre} | {len(seeds)} | {_pct(row['top1'])} | {_pct(row['top5'])} "
             f"| {per_seed} | {gap} |"
@@ -381,6 +409,14 @@ def plot_masks(rows: dict[str, Any], path: Path, chance: float) -> None:
 
 
 # ------------------------------------------------------------------------------- entry
+def _cores() -> int:
+    """The cores this process may run on (the affinity mask, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _repo_root(value: str | None) -> Path:
     """The checkout holding ``train.py`` and ``configs/`` (a clear error otherwise)."""
     root = Path(value) if value else Path(__file__).resolve().parents[2]
@@ -392,53 +428,63 @@ def _repo_root(value: str | None) -> Path:
     return root.resolve()
 
 
-def _compose(root: Path, overrides: list[str]) -> Any:
-    """Compose a job's config as ``train.py`` would (``hydra`` node dropped)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(root / "configs")):
-        cfg = compose(config_name="train.yaml", overrides=overrides, return_hydra_config=True)
-        HydraConfig().set_config(cfg)
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(root / "logs")
-            del cfg["hydra"]
-    GlobalHydra.instance().clear()
-    return cfg
-
-
 def check_and_prepare(jobs: list[Job], root: Path) -> dict[str, Any]:
-    """Compose and check every job's config before any work, then make the generated set.
+    """Check every job's config before any work, then make the generated set.
 
-    Returns ``{"num_classes", "val_videos"}`` for the table. Raises the config error (naming
-    the key) of the first bad job.
+    Each job's config is composed as ``train.py`` would, checked (``validate_config``), its
+    data module built, and each kind of model (pretraining, classifier) built once, so a bad
+    value stops the demo here, naming the key, rather than after the pretraining runs. Paths
+    resolve from ``root``, where the jobs run.
+
+    Returns ``{"num_classes", "val_videos"}`` for the table.
     """
-    from videomae.data.synthetic import SyntheticSpec, ensure_synthetic
-    from videomae.utils.config import validate_config
+    import hydra
+    from omegaconf import OmegaConf
+
+    from videomae.data.synthetic import SyntheticSpec
+    from videomae.utils.config import compose_run_config, validate_config
     from videomae.utils.env import load_env
     from videomae.utils.runs import register_resolvers
 
     load_env(root)
     register_resolvers()
-    cfgs = []
-    for job in jobs:
-        overrides = [o for o in job.overrides if not o.startswith("hydra.")]
-        try:
-            cfg = _compose(root, overrides)
-            validate_config(cfg)
-        except Exception as error:
-            raise SystemExit(f"videomae.demo: the config of {job.label} is bad: {error}") from error
-        cfgs.append(cfg)
-    specs = {json.dumps(dict(c.data.synthetic), sort_keys=True): c for c in cfgs}
-    if len(specs) != 1:
-        raise SystemExit("videomae.demo: the jobs do not share one generated set (data.synthetic)")
-    cfg = cfgs[0]
-    spec = SyntheticSpec(**dict(cfg.data.synthetic))
-    print(f"[demo] generated set: {cfg.data.root}", flush=True)
-    ensure_synthetic(Path(cfg.data.root), spec)
+    first: tuple[Any, Any, SyntheticSpec] | None = None
+    models_built: set[str] = set()
+    with contextlib.chdir(root):
+        for job in jobs:
+            # the checkpoint of model.init_from does not exist yet: the job is checked without it
+            overrides = [
+                o for o in job.overrides if not o.startswith(("hydra.", "model.init_from="))
+            ]
+            try:
+                cfg = compose_run_config(root / "configs", overrides, job.run_dir)
+                validate_config(cfg)
+                if cfg.data.get("synthetic") is None:
+                    raise ValueError("data.synthetic is null: the demo runs on a generated set")
+                try:
+                    spec = SyntheticSpec(**OmegaConf.to_container(cfg.data.synthetic))
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"data.synthetic: {error}") from error
+                datamodule = hydra.utils.instantiate(cfg.data)
+                kind = "pretrain" if job.name == "pretrain" else "classifier"
+                if kind not in models_built:
+                    hydra.utils.instantiate(cfg.model)
+                    models_built.add(kind)
+            except Exception as error:
+                raise SystemExit(
+                    f"videomae.demo: the config of {job.label} is bad: {error}"
+                ) from error
+            if first is None:
+                first = (cfg, datamodule, spec)
+            elif (spec, datamodule.root) != (first[2], first[1].root):
+                raise SystemExit(
+                    f"videomae.demo: {job.label} does not use the generated set of the other "
+                    "jobs (data.root / data.synthetic differ)"
+                )
+        assert first is not None
+        _, datamodule, spec = first
+        print(f"[demo] generated set: {datamodule.root}", flush=True)
+        datamodule.prepare_data()
     return {"num_classes": spec.num_classes, "val_videos": spec.num_classes * spec.val_per_class}
 
 
@@ -473,12 +519,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=None,
         metavar="DIR",
-        help="only rewrite the table and plots of the finished demo folder DIR",
+        help="only rewrite the table and plots of the finished demo folder DIR (other options "
+        "are ignored)",
     )
     args = parser.parse_args(argv)
     for mask in args.masks:
         if not 0.0 < mask < 1.0:
             parser.error(f"--masks: every ratio must be in (0, 1), got {mask}")
+    if len({f"{m:g}" for m in args.masks}) != len(args.masks):
+        parser.error(f"--masks: repeated ratio in {args.masks}")
+    for override in args.override:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if "=" not in override or key in RESERVED or key.startswith("hydra."):
+            parser.error(
+                f"--override {override!r}: expected KEY=VALUE with a key the demo does not set "
+                f"itself ({', '.join(sorted(RESERVED))}, hydra.*; use --seeds, --masks, --out, "
+                "--pretrain-epochs, --finetune-epochs)"
+            )
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds: repeated seed in {args.seeds}")
     for name in ("jobs", "threads", "pretrain_epochs", "finetune_epochs"):
@@ -491,12 +548,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; print the table; return 0, or 1 when a job failed."""
     args = parse_args(argv)
-    if args.report is not None:
+    if args.report is not None:  # the other options do not apply to a finished folder
         return report_only(args.report.resolve())
     root = _repo_root(args.root)
     out = args.out or root / "logs" / "demo" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = out.resolve()
-    parallel = args.jobs or max(1, (os.cpu_count() or 1) // args.threads)
+    parallel = args.jobs or max(1, _cores() // args.threads)
     jobs = plan_jobs(
         out, args.masks, args.seeds, args.override, args.pretrain_epochs, args.finetune_epochs
     )
@@ -536,7 +593,7 @@ def write_report(
         f"tiny VideoMAE on the generated demo set (`data=synthetic_demo`, {info['num_classes']} "
         f"motion classes, {info['val_videos']} test videos, 2 clips x 3 crops each); seeds "
         f"{', '.join(map(str, seeds))}; {minutes:.1f} min wall with {parallel} job(s) at a "
-        f"time on {os.cpu_count()} cores.\n\n"
+        f"time on {_cores()} cores.\n\n"
     )
     notes = ""
     if failed:
@@ -585,23 +642,25 @@ def write_report(
 
 def report_only(out: Path) -> int:
     """Rewrite the table, results.json and plots of a finished demo folder (no training)."""
+    path = out / "results.json"
     try:
-        record = json.loads((out / "results.json").read_text())
+        record = json.loads(path.read_text())
+        masks, seeds = record["masks"], record["seeds"]
+        info = {"num_classes": record["num_classes"], "val_videos": record["val_videos"]}
     except (OSError, ValueError) as error:
-        message = f"videomae.demo --report: cannot read {out / 'results.json'}: {error}"
-        raise SystemExit(message) from error
-    jobs = plan_jobs(out, record["masks"], record["seeds"])
-    previous = {j["job"]: j for j in record["jobs"]}
+        raise SystemExit(f"videomae.demo --report: cannot read {path}: {error}") from error
+    except KeyError as error:
+        raise SystemExit(f"videomae.demo --report: {path} has no {error} entry") from error
+    jobs = plan_jobs(out, masks, seeds)
+    previous = {j.get("job"): j for j in record.get("jobs", [])}
     for job in jobs:
         job.seconds = previous.get(job.label, {}).get("seconds", 0.0)
-        finished = job.run_dir / ("checkpoints" if job.name == "pretrain" else "predictions.csv")
-        job.status = "done" if finished.exists() else "missing"
-    info = {"num_classes": record["num_classes"], "val_videos": record["val_videos"]}
-    failed = write_report(
-        jobs, out, record["masks"], record["seeds"], record["minutes"], record["parallel"], info
-    )
+        finished = (
+            job.run_dir / "checkpoints" / "last.ckpt"
+            if job.name == "pretrain"
+            else job.run_dir / "predictions.csv"
+        )
+        job.status = "done" if finished.is_file() else f"missing ({finished.name})"
+    minutes, parallel = record.get("minutes", 0.0), record.get("parallel", 0)
+    failed = write_report(jobs, out, masks, seeds, minutes, parallel, info)
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

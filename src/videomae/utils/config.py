@@ -8,6 +8,8 @@ masking ratio, batch size); everything else is checked by the constructors that 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -92,3 +94,37 @@ def validate_config(cfg: DictConfig) -> None:
         errors.append(f"model.optim.base_lr must be > 0, got {base_lr!r}")
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def compose_run_config(
+    config_dir: str | Path,
+    overrides: Sequence[str],
+    output_dir: str | Path,
+    config_name: str = "train.yaml",
+) -> DictConfig:
+    """Compose a run config as ``python train.py OVERRIDES`` (or ``eval.py``) would, outside Hydra.
+
+    The ``hydra`` node is resolved into :class:`HydraConfig` and then dropped, and
+    ``paths.output_dir`` (``${hydra:runtime.output_dir}`` in a real run) is set to
+    ``output_dir``, so the result resolves and instantiates like the job's config. Used to check
+    configs before any work (``videomae.demo``) and by the tests. ``PROJECT_ROOT`` must be set
+    (:func:`videomae.utils.env.load_env`).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
+            cfg = compose(
+                config_name=config_name, overrides=list(overrides), return_hydra_config=True
+            )
+            HydraConfig().set_config(cfg)
+            with open_dict(cfg):
+                cfg.paths.output_dir = str(output_dir)
+                del cfg["hydra"]
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg
