@@ -664,3 +664,7 @@ def report_only(out: Path) -> int:
     minutes, parallel = record.get("minutes", 0.0), record.get("parallel", 0)
     failed = write_report(jobs, out, masks, seeds, minutes, parallel, info)
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
