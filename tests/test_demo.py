@@ -240,3 +240,18 @@ def test_report_rewrites_the_table_and_plots_from_the_run_folders(tmp_path: Path
     rewritten = json.loads((out / "results.json").read_text())
     assert rewritten["rows"]["mask_0.9"]["runs"]["0"]["curve"] == [[9, 0.25], [19, 0.75]]
     assert (out / "accuracy_curves.png").stat().st_size > 0
+
+
+def test_checks_then_makes_the_set_where_the_jobs_look_for_it(tmp_path: Path) -> None:
+    """Every job's config is checked, then the generated set is made once, under data_dir."""
+    overrides = [
+        f"paths.data_dir={tmp_path / 'data'}",
+        "data.synthetic.train_per_class=1",
+        "data.synthetic.val_per_class=1",
+    ]
+    jobs = demo.plan_jobs(tmp_path / "demo", [0.9], [0], overrides)
+    info = demo.check_and_prepare(jobs, ROOT)
+    assert info == {"num_classes": 8, "val_videos": 8}
+    root = tmp_path / "data" / "synthetic_demo"
+    assert len((root / "train.csv").read_text().splitlines()) == 8
+    assert json.loads((root / "spec.json").read_text())["motion_speed"] == 3.0

@@ -348,14 +348,31 @@ def markdown_table(rows: dict[str, Any], chance: float) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(rows: dict[str, Any], path: Path, chance: float) -> None:
-    """Validation top-1 against the training step: mean over seeds, min-max band, per row."""
+def _figure(size: tuple[float, float]) -> tuple[Any, Any]:
+    """A new matplotlib figure and axes (Agg backend: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    return plt.subplots(figsize=size)
+
+
+def _save(fig: Any, ax: Any, path: Path, chance: float) -> None:
+    """Draw the chance line, the grid and the legend, write ``path`` and close ``fig``."""
+    import matplotlib.pyplot as plt
+
+    ax.axhline(100 * chance, linestyle=":", color="black", label="chance")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_curves(rows: dict[str, Any], path: Path, chance: float) -> None:
+    """Validation top-1 against the training step: mean over seeds, min-max band, per row."""
+    fig, ax = _figure((6.4, 4.2))
     for key in sorted(rows, key=lambda k: (k == "scratch", rows[k]["mask"] or 0)):
         row = rows[key]
         curves = [r.curve for r in row["runs"].values() if r.curve]
@@ -368,29 +385,19 @@ def plot_curves(rows: dict[str, Any], path: Path, chance: float) -> None:
         style = "--" if key == "scratch" else "-"
         (line,) = ax.plot(steps, values.mean(0), style, marker="o", label=name)
         ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.15)
-    ax.axhline(100 * chance, linestyle=":", color="black", label="chance")
     ax.set_xlabel("fine-tuning step")
     ax.set_ylabel("validation top-1 % (one view)")
     ax.set_title("Fine-tuning tiny on the demo set: mean and min-max over seeds")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, ax, path, chance)
 
 
 def plot_masks(rows: dict[str, Any], path: Path, chance: float) -> None:
     """Test top-1 against the masking ratio (mean ± std), scratch as a band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     masks = sorted(k for k in rows if k != "scratch")
     x = [rows[k]["mask"] for k in masks]
     y = [100 * rows[k]["top1"]["mean"] for k in masks]
     err = [100 * rows[k]["top1"]["std"] for k in masks]
-    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    fig, ax = _figure((5.6, 4.0))
     ax.errorbar(x, y, yerr=err, marker="o", capsize=4, label="pretrained")
     if "scratch" in rows:
         s = rows["scratch"]["top1"]
@@ -398,14 +405,9 @@ def plot_masks(rows: dict[str, Any], path: Path, chance: float) -> None:
         ax.axhspan(
             100 * (s["mean"] - s["std"]), 100 * (s["mean"] + s["std"]), color="gray", alpha=0.15
         )
-    ax.axhline(100 * chance, linestyle=":", color="black", label="chance")
     ax.set_xlabel("tube masking ratio of the pretraining")
     ax.set_ylabel("test top-1 % (2 clips x 3 crops)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, ax, path, chance)
 
 
 # ------------------------------------------------------------------------------- entry
@@ -462,7 +464,7 @@ def check_and_prepare(jobs: list[Job], root: Path) -> dict[str, Any]:
                 if cfg.data.get("synthetic") is None:
                     raise ValueError("data.synthetic is null: the demo runs on a generated set")
                 try:
-                    spec = SyntheticSpec(**OmegaConf.to_container(cfg.data.synthetic))
+                    spec = SyntheticSpec(**OmegaConf.to_container(cfg.data.synthetic, resolve=True))
                 except (TypeError, ValueError) as error:
                     raise ValueError(f"data.synthetic: {error}") from error
                 datamodule = hydra.utils.instantiate(cfg.data)
