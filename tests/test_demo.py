@@ -151,6 +151,18 @@ def test_bad_override_stops_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "demo").exists()
 
 
+def test_too_short_run_for_the_warmup_stops_before_any_work(tmp_path: Path) -> None:
+    """--pretrain-epochs shorter than demo_pretrain's warmup is refused before the set is made."""
+    with pytest.raises(SystemExit, match=r"model\.optim\.warmup_epochs \(3\).*max_epochs 2"):
+        demo.main(
+            [
+                *("--seeds", "0", "--pretrain-epochs", "2", "--out", str(tmp_path / "demo")),
+                *("--override", f"paths.data_dir={tmp_path / 'data'}"),
+            ]
+        )
+    assert not (tmp_path / "data").exists()
+
+
 @pytest.mark.slow
 def test_demo_at_reduced_size_writes_a_table_consistent_with_the_predictions(
     tmp_path: Path,
