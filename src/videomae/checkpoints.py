@@ -323,6 +323,24 @@ def _prepare_pos_embed(
     state[key] = resize_pos_embed(table, source, _grid(config))
 
 
+def check_shapes(
+    state: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    origin: str,
+    where: str = "the model",
+) -> None:
+    """Raise ``ValueError`` naming the first key of ``state`` whose shape differs in ``expected``.
+
+    Keys that only one side has are not checked here (the callers report them).
+    """
+    for key, tensor in state.items():
+        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
+            raise ValueError(
+                f"{origin}: {key} has shape {tuple(tensor.shape)} in the checkpoint but "
+                f"{tuple(expected[key].shape)} in {where}"
+            )
+
+
 def _load_into(
     model: nn.Module,
     state: Mapping[str, torch.Tensor],
@@ -331,13 +349,13 @@ def _load_into(
 ) -> None:
     """Copy ``state`` into ``model``: shapes checked per key, missing/unexpected keys reported."""
     expected = model.state_dict()
-    for key, tensor in state.items():
-        if key in expected and tuple(tensor.shape) != tuple(expected[key].shape):
-            raise ValueError(
-                f"{origin}: {key} has shape {tuple(tensor.shape)} in the checkpoint but "
-                f"{tuple(expected[key].shape)} in the model (check the size overrides, e.g. "
-                f"num_frames, img_size, num_classes, embed_dim)"
-            )
+    check_shapes(
+        state,
+        expected,
+        origin,
+        where="the model (check the size overrides, e.g. num_frames, img_size, num_classes, "
+        "embed_dim)",
+    )
     missing = [k for k in expected if k not in state and not k.startswith(allow_missing)]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:

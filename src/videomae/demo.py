@@ -191,8 +191,12 @@ def run_jobs(jobs: list[Job], root: Path, parallel: int, threads: int) -> None:
     done = 0
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         while pending or running:
-            ready = [j for j in pending if j.after is None or j.after.status != "pending"]
-            ready = [j for j in ready if j.after is None or j.after not in running.values()]
+            # a job is ready once the job it starts from has ended (done, failed or skipped)
+            ready = [
+                j
+                for j in pending
+                if j.after is None or j.after.status not in ("pending", "running")
+            ]
             while ready and len(running) < parallel:
                 job = ready.pop(0)
                 pending.remove(job)
@@ -450,7 +454,7 @@ def check_and_prepare(jobs: list[Job], root: Path) -> dict[str, Any]:
 
     load_env(root)
     register_resolvers()
-    first: tuple[Any, Any, SyntheticSpec] | None = None
+    first: tuple[Any, SyntheticSpec] | None = None
     models_built: set[str] = set()
     with contextlib.chdir(root):
         for job in jobs:
@@ -484,14 +488,14 @@ def check_and_prepare(jobs: list[Job], root: Path) -> dict[str, Any]:
                     f"videomae.demo: the config of {job.label} is bad: {error}"
                 ) from error
             if first is None:
-                first = (cfg, datamodule, spec)
-            elif (spec, datamodule.root) != (first[2], first[1].root):
+                first = (datamodule, spec)
+            elif (spec, datamodule.root) != (first[1], first[0].root):
                 raise SystemExit(
                     f"videomae.demo: {job.label} does not use the generated set of the other "
                     "jobs (data.root / data.synthetic differ)"
                 )
         assert first is not None
-        _, datamodule, spec = first
+        datamodule, spec = first
         print(f"[demo] generated set: {datamodule.root}", flush=True)
         datamodule.prepare_data()
     return {"num_classes": spec.num_classes, "val_videos": spec.num_classes * spec.val_per_class}

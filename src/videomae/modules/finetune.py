@@ -241,13 +241,7 @@ def init_classifier_from(net: VideoMAEClassifier, path: str | Path) -> dict[str,
         raise ValueError(f"model.init_from={path}: {error}") from error
     fresh = set(getattr(source, "fresh_keys", ()))
     state = {k: v for k, v in source.state_dict().items() if k not in fresh}
-    target = net.state_dict()
-    for key, tensor in state.items():
-        if key in target and tuple(tensor.shape) != tuple(target[key].shape):
-            raise ValueError(
-                f"model.init_from={path}: {key} has shape {tuple(tensor.shape)} in the checkpoint "
-                f"but {tuple(target[key].shape)} in model.net"
-            )
+    checkpoints.check_shapes(state, net.state_dict(), f"model.init_from={path}", "model.net")
     result = net.load_state_dict(state, strict=False)
     missing = list(result.missing_keys)
     unexpected = list(result.unexpected_keys)
