@@ -471,13 +471,6 @@ def check_and_prepare(jobs: list[Job], root: Path) -> dict[str, Any]:
                     spec = SyntheticSpec(**OmegaConf.to_container(cfg.data.synthetic, resolve=True))
                 except (TypeError, ValueError) as error:
                     raise ValueError(f"data.synthetic: {error}") from error
-                warmup, epochs = cfg.model.optim.get("warmup_epochs"), cfg.trainer.max_epochs
-                if warmup is not None and epochs is not None and warmup > epochs:
-                    raise ValueError(
-                        f"model.optim.warmup_epochs ({warmup}) is longer than the run "
-                        f"(trainer.max_epochs {epochs}): give more epochs or "
-                        "--override model.optim.warmup_epochs=..."
-                    )
                 datamodule = hydra.utils.instantiate(cfg.data)
                 kind = "pretrain" if job.name == "pretrain" else "classifier"
                 if kind not in models_built:

@@ -92,8 +92,39 @@ def validate_config(cfg: DictConfig) -> None:
     base_lr = _get(cfg, "model.optim.base_lr")
     if base_lr is not None and not (isinstance(base_lr, (int, float)) and base_lr > 0):
         errors.append(f"model.optim.base_lr must be > 0, got {base_lr!r}")
+    errors.extend(_check_warmup(cfg))
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def _check_warmup(cfg: DictConfig) -> list[str]:
+    """A warmup longer than the run, when both are known from the config alone: warmup_steps
+    against ``trainer.max_steps``, or warmup_epochs against ``trainer.max_epochs`` when the run is
+    bounded by epochs (the schedule refuses the other cases once the loader's length is known)."""
+    warmup_steps = _get(cfg, "model.optim.warmup_steps")
+    warmup_epochs = _get(cfg, "model.optim.warmup_epochs")
+    max_steps = _get(cfg, "trainer.max_steps")
+    max_epochs = _get(cfg, "trainer.max_epochs")
+    by_steps = isinstance(max_steps, int) and max_steps > 0
+    if warmup_steps is not None:
+        if by_steps and isinstance(warmup_steps, (int, float)) and warmup_steps > max_steps:
+            return [
+                f"model.optim.warmup_steps ({warmup_steps}) is longer than the run "
+                f"(trainer.max_steps {max_steps})"
+            ]
+        return []
+    if (
+        not by_steps
+        and isinstance(warmup_epochs, (int, float))
+        and isinstance(max_epochs, int)
+        and max_epochs > 0
+        and warmup_epochs > max_epochs
+    ):
+        return [
+            f"model.optim.warmup_epochs ({warmup_epochs}) is longer than the run "
+            f"(trainer.max_epochs {max_epochs})"
+        ]
+    return []
 
 
 def compose_run_config(
