@@ -23,7 +23,7 @@ install: $(STAMP)  ## create .venv and install the project into it
 train: $(STAMP)  ## pretrain tiny VideoMAE on the generated video set (CPU, a few minutes)
 	$(BIN)/python train.py $(ARGS)
 
-demo: $(STAMP)  ## pretrained vs from-scratch tiny VideoMAE, 3 seeds, on the generated set (CPU, ~15 min); MASKS="0.75 0.9 0.95" for the masking-ratio mode
+demo: $(STAMP)  ## pretrained vs from-scratch tiny VideoMAE, 3 seeds, on the generated set (CPU, ~16 min); MASKS="0.75 0.9 0.95" for the masking-ratio mode
 	$(BIN)/python -m videomae.demo $(if $(MASKS),--masks $(MASKS)) $(ARGS)
 
 test: $(STAMP)  ## run the test suite (excludes tests marked slow)
