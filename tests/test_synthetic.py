@@ -15,6 +15,7 @@ import pytest
 from videomae.data import synthetic
 from videomae.data.synthetic import (
     CLASS_NAMES,
+    DRIFT_CLASS_NAMES,
     SyntheticSpec,
     ensure_synthetic,
     generate,
@@ -85,6 +86,16 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 def test_bad_spec_values_raise_naming_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=rf"\b{field}\b.*{re.escape(str(value))}"):
         SyntheticSpec(**{field: value})
+
+
+def test_bad_scene_and_objects_only_values_in_the_drift_scene_raise() -> None:
+    with pytest.raises(ValueError, match=r"scene must be one of objects, drift, got 'pan'"):
+        SyntheticSpec(scene="pan")
+    with pytest.raises(ValueError, match=r"background_pan applies to the 'objects' scene.*0\.0"):
+        SyntheticSpec(scene="drift", background_pan=0.0)
+    assert SyntheticSpec(scene="drift").class_names == DRIFT_CLASS_NAMES
+    assert SyntheticSpec(scene="drift", num_classes=3).class_names == DRIFT_CLASS_NAMES[:3]
+    assert SyntheticSpec().to_dict()["scene"] == "objects"
 
 
 def test_default_spec() -> None:
@@ -261,12 +272,27 @@ def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*argv, "--seed", "7", "--no-progress"]) == 0
     stored = json.loads((root / "spec.json").read_text())
     assert (stored["seed"], stored["num_classes"], stored["num_frames"]) == (7, 2, 8)
+    assert stored["scene"] == "drift"  # the scene of data=synthetic
+    assert (root / "labels.txt").read_text().splitlines() == list(DRIFT_CLASS_NAMES[:2])
     capsys.readouterr()
     assert main([*argv, "--seed", "7", "--no-progress"]) == 0
     assert "up to date" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main([*argv, "--height", "33"])
     assert "height" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*argv, "--background-pan", "0"])  # the drift scene has no background pan
+    assert "background_pan" in capsys.readouterr().err
+    objects = ["--scene", "objects", "--background-pan", "0", "--max-distractors", "0"]
+    assert main([*argv, *objects, "--motion-speed", "2", "--no-progress"]) == 0
+    stored = json.loads((root / "spec.json").read_text())
+    assert (stored["scene"], stored["background_pan"], stored["max_distractors"]) == (
+        "objects",
+        0.0,
+        0,
+    )
+    assert stored["motion_speed"] == 2.0
+    assert (root / "labels.txt").read_text().splitlines() == list(CLASS_NAMES[:2])
 
 
 # ------------------------------------------------------------------------------------------
@@ -415,3 +441,76 @@ def test_easier_set_keeps_time_reversal_pairs() -> None:
         even = synthetic.render_video(spec, 2 * pair, np.random.default_rng(9))
         odd = synthetic.render_video(spec, 2 * pair + 1, np.random.default_rng(9))
         np.testing.assert_array_equal(odd, even[::-1])
+
+
+# ------------------------------------------------------------------------------------------
+# The drift scene
+# ------------------------------------------------------------------------------------------
+
+DRIFT_SPEC = SyntheticSpec(num_frames=16, height=48, width=64, scene="drift")
+
+
+@pytest.mark.parametrize("pair", range(len(DRIFT_CLASS_NAMES) // 2))
+def test_drift_pairs_are_exact_time_reversals_from_the_same_frame(pair: int) -> None:
+    for seed in range(2):
+        forward = render_video(DRIFT_SPEC, 2 * pair, np.random.default_rng(seed))
+        backward = render_video(DRIFT_SPEC, 2 * pair + 1, np.random.default_rng(seed))
+        assert forward.shape == (16, 48, 64, 3) and forward.dtype == np.uint8
+        assert np.array_equal(forward[::-1], backward)
+        first = render_video(DRIFT_SPEC, 0, np.random.default_rng(seed))[0]
+        assert np.array_equal(forward[0], first)  # only the motion depends on the label
+
+
+def _shift(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """The integer (dx, dy) that best moves image ``a`` onto ``b`` (phase correlation, wrapped)."""
+    fa = np.fft.fft2(a.mean(-1) - a.mean())
+    fb = np.fft.fft2(b.mean(-1) - b.mean())
+    cross = fb * np.conj(fa)
+    corr = np.fft.ifft2(cross / (np.abs(cross) + 1e-9)).real
+    dy, dx = np.unravel_index(int(corr.argmax()), corr.shape)
+    h, w = corr.shape
+    return (dx + w // 2) % w - w // 2, (dy + h // 2) % h - h // 2
+
+
+def test_drift_content_moves_in_the_direction_its_class_names() -> None:
+    """Measured on the pixels (no distractors): the shift between frames 0 and 8 points where
+    the class name says, by 8 x DRIFT_SPEED of the frame side."""
+    spec = dataclasses.replace(DRIFT_SPEC, max_distractors=0)
+    lo, hi = (8 * v * 48 for v in synthetic.DRIFT_SPEED)
+    for label, name in enumerate(DRIFT_CLASS_NAMES):
+        video = render_video(spec, label, np.random.default_rng([5, label]))
+        dx, dy = _shift(video[0], video[8])
+        want_x = -1 if "left" in name else 1 if "right" in name else 0
+        want_y = -1 if "up" in name else 1 if "down" in name else 0
+        assert (np.sign(dx), np.sign(dy)) == (want_x, want_y), (name, dx, dy)
+        length = math.hypot(dx, dy)
+        assert lo - 1.5 <= length <= hi + 1.5, (name, length)
+
+
+def test_drift_offset_in_one_frame_is_uniform_in_every_class() -> None:
+    spec = SyntheticSpec(num_frames=24, height=64, width=64, scene="drift")
+    for label, name in enumerate(DRIFT_CLASS_NAMES):
+        states = [
+            synthetic._render(spec, label, np.random.default_rng([98, label, i]), pixels=False)[1]
+            for i in range(96)
+        ]
+        for t in (0, spec.num_frames - 1):
+            for axis, size in (("x", spec.width), ("y", spec.height)):
+                values = np.array([s[axis][t] for s in states]) / size
+                assert _ks_uniform(values) < 1.95, (name, t, axis)
+
+
+def test_generate_a_drift_set_writes_its_class_names(tmp_path: Path) -> None:
+    spec = SyntheticSpec(
+        num_classes=4,
+        train_per_class=1,
+        val_per_class=1,
+        num_frames=8,
+        height=32,
+        width=32,
+        scene="drift",
+    )
+    paths = generate(tmp_path / "drift", spec, progress=False, workers=1)
+    assert paths["labels"].read_text().splitlines() == list(DRIFT_CLASS_NAMES[:4])
+    assert json.loads((tmp_path / "drift" / "spec.json").read_text())["scene"] == "drift"
+    assert len(_read_list(paths["train"])) == 4

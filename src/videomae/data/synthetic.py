@@ -1,9 +1,13 @@
 """A synthetic, labeled video data set made of real encoded video files.
 
 The set is the project's embedded default for CPU pretraining / fine-tuning runs and for the
-tests. Every video shows one large textured *main object* over a textured background that pans
-in a random direction, with two or three smaller textured distractor objects moving randomly.
-The label is the kind of motion of the main object:
+tests. It comes in two *scenes* (``SyntheticSpec.scene``); in both the label is a kind of motion
+and no single frame reveals it.
+
+**objects** (the harder scene, used by ``make demo``): every video shows one large textured
+*main object* over a textured background that pans in a random direction, with two or three
+smaller textured distractor objects moving randomly. The label is the kind of motion of the main
+object:
 
 ======  ==============  ===========================================
 label   name            main object motion (canonical form)
@@ -36,6 +40,15 @@ and from the same distributions whatever the label, and every quantity the motio
 So the distribution of frame ``t`` is the same for all eight classes, for every ``t``: only
 the motion across frames carries the label.
 
+**drift** (the embedded default of ``data=synthetic``): the whole frame is one vivid periodic
+texture that slides, wrapping around, in one of eight compass directions (the label, classes in
+:data:`DRIFT_CLASS_NAMES`: ``drift_left``, ``drift_right``, ``drift_up``, ``drift_down``,
+``drift_up_left``, ``drift_down_right``, ``drift_up_right``, ``drift_down_left``; the direction
+the content moves on screen), under the same distractor objects and noise. The start offset is
+uniform on the torus, so every frame is again equally likely in every class, and class ``2k + 1``
+is again class ``2k`` played backwards. A global motion that a tiny ViT learns in a few hundred
+CPU steps (the object motions above it does not learn at that budget: docs/engineering-notes.md).
+
 Files are H.264 ``.mp4`` (libx264, yuv420p) and VP9 ``.webm`` (libvpx-vp9, yuv420p), half of
 each class in each container, with a keyframe every 16 frames. Layout under ``root``::
 
@@ -45,7 +58,8 @@ each class in each container, with a keyframe every 16 frames. Layout under ``ro
     labels.txt           # one class name per line, line index = label
     spec.json            # full generation parameters, written last (completion marker)
 
-Run ``python -m videomae.data.synthetic --root data/synthetic`` to generate it.
+Run ``python -m videomae.data.synthetic --root data/synthetic`` to generate the set of
+``data=synthetic`` (the drift scene; ``--scene objects`` for the other).
 
 Videos are rendered and encoded in fresh worker interpreters that import PyAV before anything
 else: in a process where decord was imported before PyAV, decord's bundled libvpx shadows
@@ -77,6 +91,8 @@ import numpy as np
 
 __all__ = [
     "CLASS_NAMES",
+    "DRIFT_CLASS_NAMES",
+    "SCENES",
     "SyntheticSpec",
     "ensure_synthetic",
     "generate",
@@ -96,7 +112,32 @@ CLASS_NAMES: tuple[str, ...] = (
     "grow",
     "shrink",
 )
-"""Class names; the index in this tuple is the label. Class ``2k + 1`` is class ``2k`` reversed."""
+"""Class names of the ``objects`` scene; the index in this tuple is the label. Class ``2k + 1``
+is class ``2k`` reversed."""
+
+DRIFT_CLASS_NAMES: tuple[str, ...] = (
+    "drift_left",
+    "drift_right",
+    "drift_up",
+    "drift_down",
+    "drift_up_left",
+    "drift_down_right",
+    "drift_up_right",
+    "drift_down_left",
+)
+"""Class names of the ``drift`` scene (the direction the content moves on screen); class
+``2k + 1`` is class ``2k`` reversed."""
+
+SCENES: dict[str, tuple[str, ...]] = {"objects": CLASS_NAMES, "drift": DRIFT_CLASS_NAMES}
+"""The scenes of the generator and their class names."""
+
+# Unit direction (x, y; image y points down) of the *content's* motion of each even drift class.
+_DRIFT_DIRECTIONS: tuple[tuple[float, float], ...] = (
+    (-1.0, 0.0),
+    (0.0, -1.0),
+    (-math.sqrt(0.5), -math.sqrt(0.5)),
+    (math.sqrt(0.5), -math.sqrt(0.5)),
+)
 
 GENERATOR_VERSION = 1
 """Bumped whenever the rendering or encoding changes; part of ``spec.json``."""
@@ -139,6 +180,7 @@ MOVE_SPEED = (0.008, 0.014)  # main object translation speed
 ROTATE_SPEED = (3.5, 6.0)  # degrees per frame
 GROW_SPEED = (0.012, 0.018)  # log scale per frame
 PAN_SPEED = (0.0015, 0.008)  # background pan
+DRIFT_SPEED = (0.023, 0.039)  # the drift scene's texture (the label's motion)
 DISTRACTOR_SPEED = (0.003, 0.012)
 DISTRACTOR_SPIN = 5.0  # degrees per frame, uniform in [-x, x]
 NOISE_SIGMA = (1.0, 3.0)  # per-pixel Gaussian noise, in 0..255 units
@@ -148,6 +190,7 @@ _LIST_NAMES = {"train": "train.csv", "val": "val.csv"}
 _LABELS_NAME = "labels.txt"
 _SPEC_NAME = "spec.json"
 _FLOAT_FIELDS = frozenset({"motion_speed", "background_pan"})
+_STR_FIELDS = frozenset({"scene"})
 _OWN_ENTRIES = frozenset({"videos", "train.csv", "val.csv", "labels.txt", "spec.json"})
 
 
@@ -156,7 +199,8 @@ class SyntheticSpec:
     """Parameters of a synthetic data set; equal specs give identical data sets.
 
     Attributes:
-        num_classes: number of classes, the first ``num_classes`` of :data:`CLASS_NAMES`.
+        num_classes: number of classes, the first ``num_classes`` of the scene's class names
+            (:data:`SCENES`).
         train_per_class: training videos per class.
         val_per_class: validation videos per class.
         num_frames: frames per video (at least 8).
@@ -169,11 +213,16 @@ class SyntheticSpec:
         max_distractors: at most this many distractor objects per video (``0..MAX_DISTRACTORS``;
             a video draws between ``min(2, max_distractors)`` and ``max_distractors``).
         background_pan: factor on the background's pan speed (``PAN_SPEED``); 0 keeps the
-            background still.
+            background still. The ``objects`` scene only (the drift scene has no background
+            besides the drifting texture): another value than 1 is refused there.
+        scene: ``"objects"`` (a main object's motion) or ``"drift"`` (the whole texture's
+            direction); see the module docstring. ``motion_speed`` scales the drift speed
+            (``DRIFT_SPEED``) too.
 
-    The last three make easier sets (``make demo`` uses fast motion over a still background
-    with no distractors); their defaults give the standard set. Every random draw is made
-    whatever their values, so the class of a video never shows in a single frame.
+    ``motion_speed``, ``max_distractors`` and ``background_pan`` make easier sets (``make demo``
+    uses fast motion over a still background with no distractors); their defaults give the
+    standard set. Every random draw is made whatever their values, so the class of a video
+    never shows in a single frame.
     """
 
     num_classes: int = len(CLASS_NAMES)
@@ -187,18 +236,25 @@ class SyntheticSpec:
     motion_speed: float = 1.0
     max_distractors: int = MAX_DISTRACTORS
     background_pan: float = 1.0
+    scene: str = "objects"
 
     def __post_init__(self) -> None:
         """Validate every field; raise ``ValueError`` naming the first bad one."""
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _STR_FIELDS:
+                if value not in SCENES:
+                    raise ValueError(
+                        f"SyntheticSpec.{f.name} must be one of {', '.join(SCENES)}, got {value!r}"
+                    )
+                continue
             kinds = (int, np.integer) if f.name not in _FLOAT_FIELDS else (int, float, np.number)
             if isinstance(value, bool) or not isinstance(value, kinds):
                 kind = "a number" if f.name in _FLOAT_FIELDS else "an int"
                 raise ValueError(f"SyntheticSpec.{f.name} must be {kind}, got {value!r}")
-        if not 1 <= self.num_classes <= len(CLASS_NAMES):
+        if not 1 <= self.num_classes <= len(SCENES[self.scene]):
             raise ValueError(
-                f"SyntheticSpec.num_classes must be in 1..{len(CLASS_NAMES)}, "
+                f"SyntheticSpec.num_classes must be in 1..{len(SCENES[self.scene])}, "
                 f"got {self.num_classes}"
             )
         for name in ("train_per_class", "val_per_class", "fps"):
@@ -224,6 +280,11 @@ class SyntheticSpec:
                 "SyntheticSpec.background_pan must be a finite number >= 0, "
                 f"got {self.background_pan}"
             )
+        if self.scene == "drift" and self.background_pan != 1.0:
+            raise ValueError(
+                "SyntheticSpec.background_pan applies to the 'objects' scene only (the 'drift' "
+                f"scene's motion is scaled by motion_speed), got {self.background_pan}"
+            )
         if not 0 <= self.max_distractors <= MAX_DISTRACTORS:
             raise ValueError(
                 f"SyntheticSpec.max_distractors must be in 0..{MAX_DISTRACTORS}, "
@@ -234,8 +295,8 @@ class SyntheticSpec:
         """Return the fields plus everything else that determines the generated files."""
         return {
             "generator_version": GENERATOR_VERSION,
-            **{k: float(v) if k in _FLOAT_FIELDS else int(v) for k, v in asdict(self).items()},
-            "class_names": list(CLASS_NAMES[: self.num_classes]),
+            **{k: _field_value(k, v) for k, v in asdict(self).items()},
+            "class_names": list(self.class_names),
             "encoders": {ext: {"codec": codec, **opts} for ext, codec, opts in CONTAINERS},
             "render": {
                 "texture_size": TEXTURE_SIZE,
@@ -246,11 +307,25 @@ class SyntheticSpec:
                 "rotate_speed_deg": list(ROTATE_SPEED),
                 "grow_speed_log": list(GROW_SPEED),
                 "pan_speed": list(PAN_SPEED),
+                "drift_speed": list(DRIFT_SPEED),
                 "distractor_speed": list(DISTRACTOR_SPEED),
                 "distractor_spin_deg": DISTRACTOR_SPIN,
                 "noise_sigma": list(NOISE_SIGMA),
             },
         }
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the set's classes (label = index): the first ``num_classes`` of the
+        scene's."""
+        return SCENES[self.scene][: self.num_classes]
+
+
+def _field_value(name: str, value: Any) -> Any:
+    """A spec field as written into ``spec.json`` (plain str, float or int)."""
+    if name in _STR_FIELDS:
+        return str(value)
+    return float(value) if name in _FLOAT_FIELDS else int(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,6 +527,51 @@ def _wobble(rng: np.random.Generator, t: np.ndarray, amplitude: float) -> np.nda
     return out
 
 
+def _distractors(spec: SyntheticSpec, rng: np.random.Generator, t: np.ndarray) -> list[_Sprite]:
+    """The distractors of one video: smaller objects drifting and spinning in random directions.
+
+    ``MAX_DISTRACTORS`` are always drawn, so that the number of random draws does not depend on
+    ``spec.max_distractors``; the first ``min(2, most) .. most`` of them (``most`` =
+    ``spec.max_distractors``, the count drawn too) are returned, to be drawn into the frames.
+    """
+    height, width = spec.height, spec.width
+    size = float(min(height, width))
+    most = spec.max_distractors
+    num_distractors = int(rng.integers(min(2, most), most + 1))
+    distractors = []
+    for _ in range(MAX_DISTRACTORS):
+        tex = _texture(rng, TEXTURE_SIZE, TEXTURE_SIZE, vivid=True)
+        shape = _Shape.draw(rng)
+        radius = _uniform(rng, DISTRACTOR_RADIUS) * size
+        direction = rng.uniform(0.0, 2.0 * math.pi)
+        speed = _uniform(rng, DISTRACTOR_SPEED) * size
+        spin = math.radians(rng.uniform(-DISTRACTOR_SPIN, DISTRACTOR_SPIN))
+        x0, y0 = rng.uniform(0.0, width), rng.uniform(0.0, height)
+        angle0 = rng.uniform(0.0, 2.0 * math.pi)
+        tex_density = _uniform(rng, (0.5, 1.0)) * TEXTURE_SIZE / (2.0 * radius)
+        tex_offset = (float(rng.uniform(0, TEXTURE_SIZE)), float(rng.uniform(0, TEXTURE_SIZE)))
+        sprite = _Sprite(
+            texture=tex,
+            shape=shape,
+            radius=radius,
+            tex_density=tex_density,
+            tex_offset=tex_offset,
+            cx=x0 + math.cos(direction) * speed * t,
+            cy=y0 + math.sin(direction) * speed * t,
+            angle=angle0 + spin * t,
+            scale=np.ones_like(t),
+        )
+        distractors.append(sprite)
+    return distractors[:num_distractors]
+
+
+def _finish(frames: np.ndarray, rng: np.random.Generator, noise_sigma: float) -> np.ndarray:
+    """Add mild luminance noise (independent per pixel and frame) and quantize to uint8."""
+    noise = rng.standard_normal((*frames.shape[:3], 1), dtype=np.float32)
+    frames += noise * np.float32(noise_sigma)
+    return np.clip(frames + 0.5, 0.0, 255.0).astype(np.uint8)
+
+
 def render_video(spec: SyntheticSpec, label: int, rng: np.random.Generator) -> np.ndarray:
     """Render one video of class ``label`` as a (T, H, W, 3) uint8 array.
 
@@ -483,8 +603,11 @@ def _render(
 
     The state (``x``, ``y`` in pixels, wrapped into the frame; ``angle`` in radians in
     ``[0, 2*pi)``; ``scale``) is in the returned video's time order. With ``pixels=False``
-    the same random draws are made but no pixels are computed (the video is ``None``).
+    the same random draws are made but no pixels are computed (the video is ``None``). The
+    ``drift`` scene is :func:`_render_drift`.
     """
+    if spec.scene == "drift":
+        return _render_drift(spec, label, rng, pixels=pixels)
     num_t, height, width = spec.num_frames, spec.height, spec.width
     size = float(min(height, width))
     t = np.arange(num_t, dtype=np.float64)
@@ -498,34 +621,7 @@ def _render(
     tx = pan_x0 + math.cos(pan_dir) * pan_speed * t
     frames = _pan(bg_tex, ty, tx) if pixels else None  # (T, H, W, 3) float32
 
-    # Distractors: smaller objects drifting and spinning in random directions. MAX_DISTRACTORS
-    # are always drawn so that the number of random draws is always the same.
-    most = spec.max_distractors
-    num_distractors = int(rng.integers(min(2, most), most + 1))
-    distractors = []
-    for _ in range(MAX_DISTRACTORS):
-        tex = _texture(rng, TEXTURE_SIZE, TEXTURE_SIZE, vivid=True)
-        shape = _Shape.draw(rng)
-        radius = _uniform(rng, DISTRACTOR_RADIUS) * size
-        direction = rng.uniform(0.0, 2.0 * math.pi)
-        speed = _uniform(rng, DISTRACTOR_SPEED) * size
-        spin = math.radians(rng.uniform(-DISTRACTOR_SPIN, DISTRACTOR_SPIN))
-        x0, y0 = rng.uniform(0.0, width), rng.uniform(0.0, height)
-        angle0 = rng.uniform(0.0, 2.0 * math.pi)
-        tex_density = _uniform(rng, (0.5, 1.0)) * TEXTURE_SIZE / (2.0 * radius)
-        tex_offset = (float(rng.uniform(0, TEXTURE_SIZE)), float(rng.uniform(0, TEXTURE_SIZE)))
-        sprite = _Sprite(
-            texture=tex,
-            shape=shape,
-            radius=radius,
-            tex_density=tex_density,
-            tex_offset=tex_offset,
-            cx=x0 + math.cos(direction) * speed * t,
-            cy=y0 + math.sin(direction) * speed * t,
-            angle=angle0 + spin * t,
-            scale=np.ones_like(t),
-        )
-        distractors.append(sprite)
+    distractors = _distractors(spec, rng, t)
 
     # Main object. Every parameter, the class-specific speeds included, is drawn for every
     # label; the label only decides which of them drive the motion.
@@ -579,16 +675,43 @@ def _render(
     }
     if frames is None:
         return None, state
-    for sprite in distractors[:num_distractors]:
+    for sprite in distractors:
         patch = min(math.ceil(2.0 * sprite.radius) + 4, height, width)
         _draw_sprite(frames, sprite, patch, rim=True)
     patch = min(math.ceil(2.0 * radius * float(main_sprite.scale.max())) + 4, height, width)
     _draw_sprite(frames, main_sprite, patch, rim=True)
 
-    # Mild luminance noise, independent per pixel and frame.
-    noise = rng.standard_normal((num_t, height, width, 1), dtype=np.float32)
-    frames += noise * np.float32(noise_sigma)
-    video = np.clip(frames + 0.5, 0.0, 255.0).astype(np.uint8)
+    video = _finish(frames, rng, noise_sigma)
+    return np.ascontiguousarray(video[order]), state
+
+
+def _render_drift(
+    spec: SyntheticSpec, label: int, rng: np.random.Generator, *, pixels: bool
+) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """:func:`_render` of the ``drift`` scene: the frame-sized texture slides in the label's
+    direction; the state is the texture's offset (``x``, ``y`` in pixels, wrapped)."""
+    num_t, height, width = spec.num_frames, spec.height, spec.width
+    size = float(min(height, width))
+    t = np.arange(num_t, dtype=np.float64)
+    tex = _texture(rng, height, width, vivid=True)
+    speed = _uniform(rng, DRIFT_SPEED) * size * spec.motion_speed
+    y0, x0 = rng.uniform(0.0, height), rng.uniform(0.0, width)
+    distractors = _distractors(spec, rng, t)
+    noise_sigma = _uniform(rng, NOISE_SIGMA)
+
+    # Frame t shows the texture at offset (ty, tx): content moves by minus the offset's motion.
+    dx, dy = _DRIFT_DIRECTIONS[int(label) // 2]
+    tx = x0 - dx * speed * t
+    ty = y0 - dy * speed * t
+    order = slice(None, None, -1) if int(label) % 2 == 1 else slice(None)
+    state = {"x": np.mod(tx, width)[order], "y": np.mod(ty, height)[order]}
+    if not pixels:
+        return None, state
+    frames = _pan(tex, ty, tx)
+    for sprite in distractors:
+        patch = min(math.ceil(2.0 * sprite.radius) + 4, height, width)
+        _draw_sprite(frames, sprite, patch, rim=True)
+    video = _finish(frames, rng, noise_sigma)
     return np.ascontiguousarray(video[order]), state
 
 
@@ -850,7 +973,7 @@ def generate(
         for split in SPLITS:
             lines = "".join(f"{rel} {label}\n" for _, _, label, rel in plans[split])
             (tmp / _LIST_NAMES[split]).write_text(lines)
-        (tmp / _LABELS_NAME).write_text("".join(f"{n}\n" for n in CLASS_NAMES[: spec.num_classes]))
+        (tmp / _LABELS_NAME).write_text("".join(f"{n}\n" for n in spec.class_names))
         spec_text = json.dumps(spec.to_dict(), indent=2) + "\n"
         (tmp / _SPEC_NAME).write_text(spec_text)
         _swap_into_place(tmp, root, spec)
@@ -988,6 +1111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=defaults.width)
     parser.add_argument("--fps", type=int, default=defaults.fps)
     parser.add_argument("--num-classes", type=int, default=defaults.num_classes)
+    parser.add_argument(
+        "--scene",
+        choices=tuple(SCENES),
+        default="drift",
+        help="drift (the default, as data=synthetic) or objects (the demo's scene)",
+    )
+    parser.add_argument("--motion-speed", type=float, default=defaults.motion_speed)
+    parser.add_argument("--max-distractors", type=int, default=defaults.max_distractors)
+    parser.add_argument(
+        "--background-pan", type=float, default=defaults.background_pan, help="objects only"
+    )
     parser.add_argument("--workers", type=int, default=_default_workers())
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -1004,6 +1138,10 @@ def main(argv: list[str] | None = None) -> int:
             width=args.width,
             fps=args.fps,
             seed=args.seed,
+            motion_speed=args.motion_speed,
+            max_distractors=args.max_distractors,
+            background_pan=args.background_pan,
+            scene=args.scene,
         )
     except ValueError as err:
         parser.error(str(err))
