@@ -354,6 +354,44 @@ def test_init_from_finetuned_checkpoint_keeps_a_fitting_head(tmp_path: Path) -> 
     assert not torch.equal(other.head.weight[:4], source.head.weight)
 
 
+def test_classifier_without_fc_norm_pools_plainly_loads_and_refuses_hf(
+    tmp_path: Path, pretrained: torch.nn.Module
+) -> None:
+    net = tiny_classifier(use_fc_norm=False)
+    assert net.config["use_fc_norm"] is False and "use_fc_norm" not in tiny_classifier().config
+    assert not any(k.startswith("fc_norm.") for k in net.state_dict())
+    video = torch.randn(2, 3, GEOMETRY["num_frames"], *[GEOMETRY["img_size"]] * 2)
+    net.eval()
+    with torch.no_grad():
+        mean = net.forward_tokens(net.embed(video)).mean(dim=1)
+        torch.testing.assert_close(net.forward_features(video), mean)
+        torch.testing.assert_close(net(video), net.head(mean))
+
+    # from a pretraining checkpoint: the encoder, nothing unexpected, only the head is new
+    path = tmp_path / "checkpoint-799.pth"
+    torch.save({"model": pretrained.state_dict()}, path)
+    report = init_classifier_from(net, path)
+    assert sorted(report["missing"]) == ["head.bias", "head.weight"]
+    assert report["unexpected"] == []
+    _assert_encoder_copied(net, pretrained)
+    # from a fine-tuned checkpoint that has one: its fc_norm is reported and left out
+    finetuned = tmp_path / "ft.pth"
+    torch.save({"model": tiny_classifier().state_dict()}, finetuned)
+    report = init_classifier_from(tiny_classifier(use_fc_norm=False), finetuned)
+    assert report == {"missing": [], "unexpected": ["fc_norm.weight", "fc_norm.bias"]}
+
+    # the portable format keeps the option; HF's cannot express it
+    portable = checkpoints.save_portable(net, tmp_path / "net.safetensors")
+    loaded = checkpoints.load(portable)
+    assert loaded.fc_norm is None and loaded.config["use_fc_norm"] is False
+    loaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(video), net(video))
+    with pytest.raises(ValueError, match=r"fc_norm.*use_fc_norm=false"):
+        checkpoints.save_hf(net, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
+
+
 # ---------------------------------------------------------------------------- probing, EMA
 def test_linear_probe_trains_only_the_normalized_head(tmp_path: Path) -> None:
     net = tiny_classifier()

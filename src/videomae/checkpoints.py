@@ -739,7 +739,8 @@ def hf_config(model: Model) -> dict[str, Any]:
     """The ``config.json`` of the HF transformers model equivalent to ``model``.
 
     ValueError for what HF's VideoMAE cannot express: layer scale (``init_values``), a learned
-    position table, non-square frames, a pretraining encoder without a final norm. HF fixes the
+    position table, non-square frames, a pretraining encoder without a final norm, a classifier
+    without ``fc_norm`` (``use_fc_norm=False``) or with a ``head_norm``. HF fixes the
     epsilon of the decoder norm and of ``fc_norm`` to 1e-5: a model with another
     ``decoder_norm_eps``/``fc_norm_eps`` gives slightly different outputs there.
     """
@@ -751,6 +752,11 @@ def hf_config(model: Model) -> dict[str, Any]:
         raise ValueError("HF transformers VideoMAE has no learned position table")
     if config.get("head_norm"):
         raise ValueError("HF transformers VideoMAE has no norm before the head (head_norm)")
+    if config.get("use_fc_norm") is False:
+        raise ValueError(
+            "HF transformers VideoMAE always normalizes the pooled tokens (fc_norm); this "
+            "classifier was built with use_fc_norm=false"
+        )
     size = config["img_size"]
     if not isinstance(size, int):
         if size[0] != size[1]:

@@ -82,6 +82,12 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
         drop_path_rate: stochastic depth, rising linearly from 0 to this value over the blocks.
         init_values: layer-scale init (0 = none).
         use_mean_pooling: mean-pool the tokens and apply ``fc_norm`` (else ``norm`` + first token).
+        use_fc_norm: with mean pooling, normalize the token mean with ``fc_norm`` (the official
+            classifier, and the default). False gives the head the plain token mean: no
+            ``fc_norm`` parameters, and not expressible in HF's format. On small data from
+            scratch or from a short pretraining the LayerNorm after the mean keeps a tiny ViT on
+            a long plateau at chance (docs/engineering-notes.md, "Third round"); the CPU recipe
+            ``synthetic_finetune`` turns it off. Stored in ``config`` only when False.
         init_scale: the head's weight and bias are multiplied by this after initialization
             (official 0.001).
         fc_drop_rate: dropout on the features before the head (VideoMAE V1 ``fc_dropout``).
@@ -124,6 +130,7 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
         attention: str = "auto",
         fc_norm_eps: float = 1e-6,
         head_norm: str | None = None,
+        use_fc_norm: bool = True,
     ) -> None:
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
@@ -180,9 +187,13 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
         }  # the constructor arguments, saved in checkpoints to rebuild the network
         if head_norm is not None:
             self.config["head_norm"] = head_norm
+        if not use_fc_norm:
+            self.config["use_fc_norm"] = False
         self.num_classes = num_classes
         self.use_mean_pooling = use_mean_pooling
-        self.fc_norm = nn.LayerNorm(embed_dim, eps=fc_norm_eps) if use_mean_pooling else None
+        self.fc_norm = (
+            nn.LayerNorm(embed_dim, eps=fc_norm_eps) if use_mean_pooling and use_fc_norm else None
+        )
         self.fc_dropout = nn.Dropout(fc_drop_rate) if fc_drop_rate > 0 else nn.Identity()
         self.head_dropout = nn.Dropout(head_drop_rate) if head_drop_rate > 0 else nn.Identity()
         self.head_norm: nn.Module = _make_head_norm(head_norm, embed_dim)
@@ -207,13 +218,15 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
     def forward_features(self, video: torch.Tensor) -> torch.Tensor:
         """Pooled clip features: video ``(B, C, T, H, W)`` -> ``(B, embed_dim)``.
 
-        ``fc_norm`` of the token mean with ``use_mean_pooling``, else the first normalized token.
-        For linear probing and feature extraction; no dropout of the head is applied.
+        ``fc_norm`` of the token mean with ``use_mean_pooling`` (the plain mean without
+        ``use_fc_norm``), else the first normalized token. For linear probing and feature
+        extraction; no dropout of the head is applied.
         """
         x = self.forward_tokens(self.embed(video))  # (B, N, D)
-        if self.fc_norm is not None:
-            return self.fc_norm(x.mean(dim=1))
-        return x[:, 0]
+        if not self.use_mean_pooling:
+            return x[:, 0]
+        pooled = x.mean(dim=1)
+        return self.fc_norm(pooled) if self.fc_norm is not None else pooled
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Class logits from pooled features ``(B, embed_dim)`` -> ``(B, num_classes)``: the
