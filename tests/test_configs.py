@@ -34,6 +34,15 @@ def test_default_is_synthetic_pretrain(tmp_path: Path) -> None:
     assert default.backbone.name == "tiny"
     assert default.data.synthetic is not None
     assert default.masking.ratio == 0.9
+    # the embedded set and clip: the drift scene, 8 frames every 2 at 64 px; the demo's set
+    # keeps the objects scene
+    assert default.data.synthetic.scene == "drift"
+    assert (default.data.num_frames, default.data.sampling_rate, default.data.img_size) == (
+        8,
+        2,
+        64,
+    )
+    assert compose_cfg(tmp_path, ["data=synthetic_demo"]).data.synthetic.scene == "objects"
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -146,7 +155,7 @@ def test_backbone_configs_match_registry(tmp_path: Path) -> None:
     [
         ("masking.ratio=1.0", "masking.ratio"),
         ("masking.ratio=0", "masking.ratio"),
-        ("masking.ratio=0.02", "masking.ratio"),  # masks no position of the 6x6 grid
+        ("masking.ratio=0.02", "masking.ratio"),  # masks no position of the 4x4 grid
         ("masking=dual_90 masking.encoder.ratio=1.2", "masking.encoder.ratio"),
         ("data.num_frames=15", "data.num_frames"),
         ("data.img_size=100", "data.img_size"),

@@ -380,6 +380,15 @@ def test_classifier_without_fc_norm_pools_plainly_loads_and_refuses_hf(
     report = init_classifier_from(tiny_classifier(use_fc_norm=False), finetuned)
     assert report == {"missing": [], "unexpected": ["fc_norm.weight", "fc_norm.bias"]}
 
+    # a bare state dict (official layout) of such a model: no fc_norm, so none is built
+    bare = tmp_path / "bare.pth"
+    torch.save({"model": net.state_dict()}, bare)
+    reloaded = checkpoints.load(bare)
+    assert reloaded.fc_norm is None and reloaded.config["use_fc_norm"] is False
+    assert checkpoints.load(finetuned).fc_norm is not None
+    with pytest.raises(ValueError, match="use_fc_norm=False needs use_mean_pooling=True"):
+        tiny_classifier(use_fc_norm=False, use_mean_pooling=False)
+
     # the portable format keeps the option; HF's cannot express it
     portable = checkpoints.save_portable(net, tmp_path / "net.safetensors")
     loaded = checkpoints.load(portable)

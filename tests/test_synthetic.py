@@ -89,8 +89,13 @@ def test_bad_spec_values_raise_naming_the_field(field: str, value: object) -> No
 
 
 def test_bad_scene_and_objects_only_values_in_the_drift_scene_raise() -> None:
-    with pytest.raises(ValueError, match=r"scene must be one of objects, drift, got 'pan'"):
-        SyntheticSpec(scene="pan")
+    for bad in ("pan", None, ["drift"], 1):
+        with pytest.raises(ValueError, match=r"scene must be one of objects, drift, got"):
+            SyntheticSpec(scene=bad)
+    assert SyntheticSpec(scene=np.str_("drift")).to_dict()["scene"] == "drift"
+    with pytest.raises(ValueError, match=r"motion_speed makes the 'drift' scene.*13\.0 >= 12\.8"):
+        SyntheticSpec(scene="drift", motion_speed=13.0)
+    SyntheticSpec(scene="objects", motion_speed=13.0)  # the objects scene has no such limit
     with pytest.raises(ValueError, match=r"background_pan applies to the 'objects' scene.*0\.0"):
         SyntheticSpec(scene="drift", background_pan=0.0)
     assert SyntheticSpec(scene="drift").class_names == DRIFT_CLASS_NAMES

@@ -475,6 +475,8 @@ def _infer_config(
         head = state.get("head.weight")
         config["num_classes"] = head.shape[0] if head is not None else 0
         config["use_mean_pooling"] = "norm.weight" not in state
+        if config["use_mean_pooling"] and head is not None and "fc_norm.weight" not in state:
+            config["use_fc_norm"] = False  # our classifier built with use_fc_norm=False
     return config
 
 

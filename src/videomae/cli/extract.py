@@ -6,7 +6,8 @@ Usage::
                      [--num-clips N] [--num-crops N] [--list-format auto]
 
 ``CKPT`` is any checkpoint :func:`videomae.checkpoints.load` reads. For a classifier the feature
-is ``fc_norm`` of the mean-pooled tokens (the input of the head); for a pretraining network the
+is ``fc_norm`` of the mean-pooled tokens, or their plain mean for a classifier built with
+``use_fc_norm=False`` (the input of the head); for a pretraining network the
 mean over the tokens of the (normalized) encoder output. Features of a video's views (default one
 centered clip, center crop) are averaged. The clip settings come from the checkpoint as in
 ``videomae-predict``.
@@ -34,8 +35,8 @@ from videomae.cli.predict import clip_dataset, load_for_inference, pick_device
 
 def pooled_features(net: nn.Module, video: torch.Tensor) -> torch.Tensor:
     """Clip features ``(B, D)`` of ``video`` ``(B, C, T, H, W)``: a classifier's
-    ``forward_features`` (``fc_norm`` of the token mean), or the token mean of a pretraining
-    network's encoder."""
+    ``forward_features`` (``fc_norm`` of the token mean, or the plain mean without
+    ``fc_norm``), or the token mean of a pretraining network's encoder."""
     if hasattr(net, "forward_features"):
         return net.forward_features(video)
     return net.encoder(video).mean(dim=1)

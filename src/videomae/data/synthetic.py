@@ -217,7 +217,12 @@ class SyntheticSpec:
             besides the drifting texture): another value than 1 is refused there.
         scene: ``"objects"`` (a main object's motion) or ``"drift"`` (the whole texture's
             direction); see the module docstring. ``motion_speed`` scales the drift speed
-            (``DRIFT_SPEED``) too.
+            (``DRIFT_SPEED``) too. The texture wraps around, so a shift of half the frame or
+            more between two *sampled* frames is ambiguous: with a clip sampling rate ``r`` keep
+            ``motion_speed`` below ``0.5 / (r * DRIFT_SPEED[1])`` (6.4 at ``r = 2``; measured by
+            phase correlation of frames 2 apart: every direction right up to 6, 79% at 8). A
+            shift of half the frame between consecutive frames (``motion_speed`` >= 12.8) is
+            refused.
 
     ``motion_speed``, ``max_distractors`` and ``background_pan`` make easier sets (``make demo``
     uses fast motion over a still background with no distractors); their defaults give the
@@ -243,7 +248,7 @@ class SyntheticSpec:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in _STR_FIELDS:
-                if value not in SCENES:
+                if not isinstance(value, str) or value not in SCENES:
                     raise ValueError(
                         f"SyntheticSpec.{f.name} must be one of {', '.join(SCENES)}, got {value!r}"
                     )
@@ -279,6 +284,12 @@ class SyntheticSpec:
             raise ValueError(
                 "SyntheticSpec.background_pan must be a finite number >= 0, "
                 f"got {self.background_pan}"
+            )
+        if self.scene == "drift" and self.motion_speed * DRIFT_SPEED[1] >= 0.5:
+            raise ValueError(
+                "SyntheticSpec.motion_speed makes the 'drift' scene move half the frame or more "
+                f"per frame (ambiguous on the wrapping texture): {self.motion_speed} >= "
+                f"{0.5 / DRIFT_SPEED[1]:.1f}"
             )
         if self.scene == "drift" and self.background_pan != 1.0:
             raise ValueError(
@@ -516,6 +527,15 @@ def _draw_sprite(frames: np.ndarray, sprite: _Sprite, patch: int, rim: bool) -> 
     flat[index] = under + (color - under) * alpha
 
 
+def _draw_sprites(frames: np.ndarray, sprites: Sequence[_Sprite]) -> None:
+    """Draw ``sprites`` into ``frames`` (T, H, W, 3) in order, each with a rim, in a square
+    window that holds it at its largest scale."""
+    _, height, width, _ = frames.shape
+    for sprite in sprites:
+        patch = math.ceil(2.0 * sprite.radius * float(sprite.scale.max())) + 4
+        _draw_sprite(frames, sprite, min(patch, height, width), rim=True)
+
+
 def _wobble(rng: np.random.Generator, t: np.ndarray, amplitude: float) -> np.ndarray:
     """A smooth, zero-mean, time-reversible wobble (two sinusoids with random phases)."""
     out = np.zeros_like(t)
@@ -575,14 +595,16 @@ def _finish(frames: np.ndarray, rng: np.random.Generator, noise_sigma: float) ->
 def render_video(spec: SyntheticSpec, label: int, rng: np.random.Generator) -> np.ndarray:
     """Render one video of class ``label`` as a (T, H, W, 3) uint8 array.
 
-    Pure function: the result depends only on ``spec`` (its frame count and size; the seed is
-    not used here) and on the state of ``rng``. All random draws are made in the same order
-    for every label, so for the same generator state the odd label of a pair is exactly the
-    even label played backwards: ``render_video(spec, 2k + 1, rng1)`` equals
-    ``render_video(spec, 2k, rng2)[::-1]`` when ``rng1`` and ``rng2`` are in the same state.
+    Pure function: the result depends only on ``spec`` (its scene, frame count, size and the
+    motion / distractor / pan factors; the seed is not used here) and on the state of ``rng``.
+    All random draws are made in the same order for every label, so for the same generator
+    state the odd label of a pair is exactly the even label played backwards:
+    ``render_video(spec, 2k + 1, rng1)`` equals ``render_video(spec, 2k, rng2)[::-1]`` when
+    ``rng1`` and ``rng2`` are in the same state.
 
     Args:
-        spec: data set parameters (``num_frames``, ``height``, ``width`` are used).
+        spec: data set parameters (the scene, frame count, size and the motion, distractor and
+            pan factors are used).
         label: class index in ``0 .. spec.num_classes - 1``.
         rng: random generator; it is advanced.
 
@@ -675,11 +697,7 @@ def _render(
     }
     if frames is None:
         return None, state
-    for sprite in distractors:
-        patch = min(math.ceil(2.0 * sprite.radius) + 4, height, width)
-        _draw_sprite(frames, sprite, patch, rim=True)
-    patch = min(math.ceil(2.0 * radius * float(main_sprite.scale.max())) + 4, height, width)
-    _draw_sprite(frames, main_sprite, patch, rim=True)
+    _draw_sprites(frames, [*distractors, main_sprite])
 
     video = _finish(frames, rng, noise_sigma)
     return np.ascontiguousarray(video[order]), state
@@ -708,9 +726,7 @@ def _render_drift(
     if not pixels:
         return None, state
     frames = _pan(tex, ty, tx)
-    for sprite in distractors:
-        patch = min(math.ceil(2.0 * sprite.radius) + 4, height, width)
-        _draw_sprite(frames, sprite, patch, rim=True)
+    _draw_sprites(frames, distractors)
     video = _finish(frames, rng, noise_sigma)
     return np.ascontiguousarray(video[order]), state
 

@@ -87,7 +87,8 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
             ``fc_norm`` parameters, and not expressible in HF's format. On small data from
             scratch or from a short pretraining the LayerNorm after the mean keeps a tiny ViT on
             a long plateau at chance (docs/engineering-notes.md, "Third round"); the CPU recipe
-            ``synthetic_finetune`` turns it off. Stored in ``config`` only when False.
+            ``synthetic_finetune`` turns it off. Stored in ``config`` only when False; False
+            without ``use_mean_pooling`` is refused.
         init_scale: the head's weight and bias are multiplied by this after initialization
             (official 0.001).
         fc_drop_rate: dropout on the features before the head (VideoMAE V1 ``fc_dropout``).
@@ -137,6 +138,11 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
         if head_norm not in HEAD_NORMS:
             raise ValueError(
                 f"head_norm must be one of {', '.join(map(str, HEAD_NORMS))}; got {head_norm!r}"
+            )
+        if not use_fc_norm and not use_mean_pooling:
+            raise ValueError(
+                "use_fc_norm=False needs use_mean_pooling=True (fc_norm normalizes the token "
+                "mean; without mean pooling there is none)"
             )
         super().__init__(
             img_size=img_size,
