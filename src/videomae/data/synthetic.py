@@ -46,8 +46,8 @@ texture that slides, wrapping around, in one of eight compass directions (the la
 ``drift_up_left``, ``drift_down_right``, ``drift_up_right``, ``drift_down_left``; the direction
 the content moves on screen), under the same distractor objects and noise. The start offset is
 uniform on the torus, so every frame is again equally likely in every class, and class ``2k + 1``
-is again class ``2k`` played backwards. A global motion that a tiny ViT learns in a few hundred
-CPU steps (the object motions above it does not learn at that budget: docs/engineering-notes.md).
+is again class ``2k`` played backwards. A tiny ViT learns this global motion in a few hundred
+CPU steps; the object motions above it does not learn at that budget (docs/engineering-notes.md).
 
 Files are H.264 ``.mp4`` (libx264, yuv420p) and VP9 ``.webm`` (libvpx-vp9, yuv420p), half of
 each class in each container, with a keyframe every 16 frames. Layout under ``root``::
@@ -190,7 +190,6 @@ _LIST_NAMES = {"train": "train.csv", "val": "val.csv"}
 _LABELS_NAME = "labels.txt"
 _SPEC_NAME = "spec.json"
 _FLOAT_FIELDS = frozenset({"motion_speed", "background_pan"})
-_STR_FIELDS = frozenset({"scene"})
 _OWN_ENTRIES = frozenset({"videos", "train.csv", "val.csv", "labels.txt", "spec.json"})
 
 
@@ -247,7 +246,7 @@ class SyntheticSpec:
         """Validate every field; raise ``ValueError`` naming the first bad one."""
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in _STR_FIELDS:
+            if f.name == "scene":
                 if not isinstance(value, str) or value not in SCENES:
                     raise ValueError(
                         f"SyntheticSpec.{f.name} must be one of {', '.join(SCENES)}, got {value!r}"
@@ -334,7 +333,7 @@ class SyntheticSpec:
 
 def _field_value(name: str, value: Any) -> Any:
     """A spec field as written into ``spec.json`` (plain str, float or int)."""
-    if name in _STR_FIELDS:
+    if name == "scene":
         return str(value)
     return float(value) if name in _FLOAT_FIELDS else int(value)
 
