@@ -139,19 +139,23 @@ _DRIFT_DIRECTIONS: tuple[tuple[float, float], ...] = (
     (math.sqrt(0.5), -math.sqrt(0.5)),
 )
 
-GENERATOR_VERSION = 1
-"""Bumped whenever the rendering or encoding changes; part of ``spec.json``."""
+GENERATOR_VERSION = 2
+"""Bumped whenever the rendering or encoding changes; part of ``spec.json`` (2: x264 without
+macroblock-tree rate control)."""
 
 SPLITS: tuple[str, ...] = ("train", "val")
 
-# Encoder settings. threads=1 and bitexact flags keep the encoded bytes deterministic.
+# Encoder settings. threads=1 and bitexact flags keep the encoded bytes deterministic. x264's
+# macroblock-tree rate control (mbtree) is off: on these small frames it made the bytes depend on
+# what the process had encoded before (x264 in PyAV 18.1: the same frames gave other bytes on a
+# later call), so a video's bytes depended on which worker made it and in what order.
 GOP = 16
 H264_OPTIONS: dict[str, str] = {
     "crf": "25",
     "preset": "veryfast",
     "threads": "1",
     "flags": "+bitexact",
-    "x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0",
+    "x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:mbtree=0",
 }
 VP9_OPTIONS: dict[str, str] = {
     "crf": "36",
