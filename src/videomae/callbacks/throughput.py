@@ -17,8 +17,8 @@ lockstep under DDP/FSDP), ``perf/step_time_s``, ``perf/data_wait_frac``, ``perf/
 CUDA ``perf/mfu``: model FLOPs per second over the device's peak (:data:`PEAK_FLOPS`). FLOPs
 are counted analytically (:func:`pretrain_train_flops`) for the VideoMAE pretraining network:
 the matmuls and attention of forward and backward (3x the forward), on the tokens each part
-really processes (the encoder sees only the visible tokens); a test checks the count against
-``torch.utils.flop_counter``.
+really processes (the encoder sees only the visible tokens); a test checks the count, per
+operation, against ``torch.utils.flop_counter``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "ThroughputMonitor",
     "device_peak_flops",
     "peak_memory_bytes",
+    "pretrain_flops_by_operation",
     "pretrain_train_flops",
     "vit_block_flops",
 ]
@@ -85,14 +86,46 @@ def peak_memory_bytes(device: torch.device) -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)  # Linux reports KiB
 
 
+def _block_flops(tokens: int, dim: int, mlp_ratio: float) -> tuple[float, float]:
+    """Forward FLOPs (2 per multiply-add) of one transformer block, as (linear layers,
+    attention): qkv + projection (4 D^2 per token) and MLP (2 r D^2 per token); attention scores
+    and weighted sum (2 L^2 D)."""
+    hidden = int(dim * mlp_ratio)
+    return 2.0 * tokens * (4 * dim * dim + 2 * dim * hidden), 2.0 * 2 * tokens * tokens * dim
+
+
 def vit_block_flops(tokens: int, dim: int, mlp_ratio: float) -> float:
     """Forward FLOPs (2 per multiply-add) of one transformer block on ``tokens`` tokens:
     qkv + projection (4 D^2 per token), MLP (2 r D^2 per token), attention scores and weighted
     sum (2 L^2 D)."""
-    hidden = int(dim * mlp_ratio)
-    linear = tokens * (4 * dim * dim + 2 * dim * hidden)
-    attention = 2 * tokens * tokens * dim
-    return 2.0 * (linear + attention)
+    return sum(_block_flops(tokens, dim, mlp_ratio))
+
+
+def pretrain_flops_by_operation(
+    net: Any, num_masked: int, num_decoded: int | None = None
+) -> dict[str, float]:
+    """Training FLOPs of one clip through a VideoMAE pretraining network, per kind of operation:
+    ``embed`` (the tubelet embedding), ``linear`` (every linear layer's matrix products) and
+    ``attention`` (scores and weighted sum). Arguments as :func:`pretrain_train_flops`."""
+    cfg = net.config
+    n = int(net.num_patches)
+    visible = n - num_masked
+    decoded = num_masked if num_decoded is None else num_decoded
+    dim, dec_dim, ratio = cfg["embed_dim"], cfg["decoder_embed_dim"], cfg["mlp_ratio"]
+    patch_pixels = cfg["tubelet_size"] * cfg["patch_size"] ** 2 * cfg["in_chans"]
+    enc_linear, enc_attention = _block_flops(visible, dim, ratio)
+    dec_linear, dec_attention = _block_flops(visible + decoded, dec_dim, ratio)
+    linear = cfg["depth"] * enc_linear + cfg["decoder_depth"] * dec_linear
+    linear += 2.0 * visible * dim * dec_dim  # encoder_to_decoder
+    linear += 2.0 * decoded * dec_dim * patch_pixels  # head on the decoded tokens
+    attention = cfg["depth"] * enc_attention + cfg["decoder_depth"] * dec_attention
+    # backward = 2 x forward, except for the tubelet embedding: it runs on all N tokens before
+    # the visible ones are taken, and its input needs no gradient (weight gradient only)
+    return {
+        "embed": 2.0 * 2.0 * n * patch_pixels * dim,
+        "linear": 3.0 * linear,
+        "attention": 3.0 * attention,
+    }
 
 
 def pretrain_train_flops(net: Any, num_masked: int, num_decoded: int | None = None) -> float:
@@ -106,21 +139,7 @@ def pretrain_train_flops(net: Any, num_masked: int, num_decoded: int | None = No
         num_decoded: tokens that get a mask token in the decoder (``M`` for VideoMAE V1, the
             decoder's kept count with dual masking); default ``num_masked``.
     """
-    cfg = net.config
-    n = int(net.num_patches)
-    visible = n - num_masked
-    decoded = num_masked if num_decoded is None else num_decoded
-    dec_tokens = visible + decoded
-    dim, dec_dim, ratio = cfg["embed_dim"], cfg["decoder_embed_dim"], cfg["mlp_ratio"]
-    patch_pixels = cfg["tubelet_size"] * cfg["patch_size"] ** 2 * cfg["in_chans"]
-    # the tubelet embedding runs on all N tokens before the visible ones are taken; its input
-    # needs no gradient, so its backward is the weight gradient only (1 x forward, not 2 x)
-    embed = 2.0 * n * patch_pixels * dim
-    forward = cfg["depth"] * vit_block_flops(visible, dim, ratio)
-    forward += 2.0 * visible * dim * dec_dim  # encoder_to_decoder
-    forward += cfg["decoder_depth"] * vit_block_flops(dec_tokens, dec_dim, ratio)
-    forward += 2.0 * decoded * dec_dim * patch_pixels  # head on the decoded tokens
-    return 3.0 * forward + 2.0 * embed
+    return sum(pretrain_flops_by_operation(net, num_masked, num_decoded).values())
 
 
 def _mask_counts(pl_module: L.LightningModule) -> tuple[int, int] | None:
