@@ -1,24 +1,46 @@
 # VideoMAE: the two set-up commands are `make train` and `make test`.
-# Both create .venv when it is missing and install the project (editable, with the dev extra).
+# Both create .venv when it is missing and install the project (editable, with the dev extra)
+# at the versions pinned in requirements-lock.txt (`make lock` re-resolves them).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements-lock.txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install train demo test test-slow test-all lint format clean
+.PHONY: help install lock train demo test test-slow test-all lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Every package comes at its version in $(LOCK) (pip, torch and the indirect dependencies
+# included); the install fails when .venv then holds a package the lock does not list at that
+# version (a dependency added to pyproject.toml without `make lock`).
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) --upgrade pip
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
+	@$(BIN)/python -m pip freeze --all --exclude-editable | grep -vxFf $(LOCK) > $(VENV)/unlocked.txt || true
+	@if [ -s $(VENV)/unlocked.txt ]; then \
+	  echo "error: .venv holds packages that $(LOCK) does not pin at these versions:"; \
+	  cat $(VENV)/unlocked.txt; \
+	  echo "run 'make lock' after changing the dependencies in pyproject.toml (or remove .venv)"; \
+	  exit 1; fi
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project into it
+install: $(STAMP)  ## create .venv and install the project into it (versions from requirements-lock.txt)
+
+lock:  ## re-resolve the dependencies of pyproject.toml into requirements-lock.txt (then run make test)
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# Every package the project installs, at the version its tests were run with."; \
+	  echo "# Made by 'make lock' on $$(uname -s) $$(uname -m), Python $$(.lock-venv/bin/python -c 'import platform; print(platform.python_version())'), $$(date +%F)."; \
+	  echo "# Used as pip constraints by 'make install' (see README, 'Dependencies')."; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK)
+	rm -rf .lock-venv
 
 train: $(STAMP)  ## pretrain tiny VideoMAE on the generated video set (CPU, a few minutes)
 	$(BIN)/python train.py $(ARGS)
