@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from videomae.modules.schedules import (
     param_groups_weight_decay,
     scaled_lr,
     warmup_cosine,
+    warmup_cosine_scheduler,
 )
 
 
@@ -92,3 +95,45 @@ def test_groups_survive_fsdp_style_flattening_and_wrapper_prefixes() -> None:
     decay, no_decay = param_groups_weight_decay(wrapped, 0.05, names_flat)
     assert len(decay["params"]) == 1 and decay["params"][0].numel() == 16  # the linear weight
     assert len(no_decay["params"]) == 3
+
+
+def _schedule(trainer: SimpleNamespace, **optim: float) -> torch.optim.lr_scheduler.LambdaLR:
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    return warmup_cosine_scheduler(
+        optimizer, optim, peak_lr=1.0, global_batch_size=256, trainer=trainer
+    )
+
+
+def test_warmup_longer_than_a_max_steps_run_is_shortened_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # python train.py ++trainer.max_steps=6: one warmup epoch of 40 steps, a run of 6 steps
+    trainer = SimpleNamespace(
+        estimated_stepping_batches=6,
+        max_steps=6,
+        max_epochs=10,
+        num_training_batches=40,
+        accumulate_grad_batches=1,
+    )
+    with caplog.at_level(logging.WARNING):
+        scheduler = _schedule(trainer, warmup_epochs=1, min_lr=0.0)
+    assert "warmup (40 steps" in caplog.text and "trainer.max_steps 6" in caplog.text
+    assert "shortened to 6 steps" in caplog.text
+    factors = [scheduler.lr_lambdas[0](step) for step in range(7)]
+    assert factors == pytest.approx([step / 6 for step in range(7)])  # the run is the warmup
+
+
+def test_warmup_longer_than_an_epoch_bounded_run_is_an_error() -> None:
+    trainer = SimpleNamespace(
+        estimated_stepping_batches=80,
+        max_steps=-1,
+        max_epochs=2,
+        num_training_batches=40,
+        accumulate_grad_batches=1,
+    )
+    with pytest.raises(ValueError, match=r"warmup_epochs \(3\).*80 steps"):
+        _schedule(trainer, warmup_epochs=3)
+    # max_steps set but the epochs end the run first: still bounded by epochs
+    trainer.max_steps = 500
+    with pytest.raises(ValueError, match="must not be longer"):
+        _schedule(trainer, warmup_epochs=3)

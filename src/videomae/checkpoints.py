@@ -13,7 +13,9 @@
   sizes and epsilons are kept (``layer_norm_eps`` for the blocks, 1e-5 for the decoder norm and
   ``fc_norm``), so the outputs equal HF's.
 - our Lightning ``.ckpt`` (``state_dict`` keys ``net.*``, constructor arguments in
-  ``checkpoint["videomae"]``).
+  ``checkpoint["videomae"]``), or the directory of shards that ``trainer=fsdp`` writes in its
+  place (``torch.distributed.checkpoint`` files + ``meta.pt``; read in one process, see
+  :func:`read_sharded`).
 - our portable file: ``.safetensors`` + a sibling ``.json`` ``{"kind": ..., "config": {...}}``
   (written by :func:`save_portable`).
 
@@ -33,6 +35,8 @@ from the stored config, else from the token count (square frames, ``T'`` among t
 
 Safety: every pickle is read with ``torch.load(..., map_location="cpu", weights_only=True)``; a
 file whose unpickling would need arbitrary globals (i.e. run code) is refused with a ValueError.
+The ``.metadata`` pickle of a sharded checkpoint is read with an unpickler that allows only the
+classes of ``torch.distributed.checkpoint``'s metadata.
 Shapes are checked key by key (ValueError naming the key and both shapes) and missing or
 unexpected keys are errors (known harmless extras of official checkpoints are dropped).
 
@@ -47,6 +51,7 @@ import logging
 import math
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -201,6 +206,69 @@ def official_to_hf(
 
 
 # ---------------------------------------------------------------------------- safe reading
+def is_sharded_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a sharded checkpoint directory as Lightning's FSDP strategy writes it
+    (``torch.distributed.checkpoint`` shards plus ``meta.pt``)."""
+    path = Path(path)
+    return path.is_dir() and (path / "meta.pt").is_file()
+
+
+_DCP_METADATA_GLOBALS = {
+    ("torch", "Size"),
+    ("torch.serialization", "_get_layout"),
+    ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+    ("collections", "OrderedDict"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "PurePosixPath"),
+}
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Unpickles ``torch.distributed.checkpoint`` metadata and nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = (module, name) in _DCP_METADATA_GLOBALS
+        allowed |= module == "torch.distributed.checkpoint.metadata"
+        allowed |= module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)
+        if not allowed:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+        return super().find_class(module, name)
+
+
+def read_sharded(path: str | Path) -> dict[str, Any]:
+    """A sharded FSDP checkpoint directory as one Lightning checkpoint dict, in this process:
+    ``state_dict`` (full tensors on the CPU) plus what ``meta.pt`` holds (``videomae``,
+    ``hyper_parameters``, loop state, ...). The optimizer shards are not read. The whole model
+    must fit in memory. ValueError naming the path when it is not such a directory."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import StorageMeta
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
+
+    path = Path(path)
+    if not is_sharded_checkpoint(path):
+        raise ValueError(f"{path}: not a sharded checkpoint directory (no meta.pt)")
+
+    class SafeReader(FileSystemReader):
+        def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                with open(path / ".metadata", "rb") as handle:
+                    metadata = _MetadataUnpickler(handle).load()
+            except (pickle.UnpicklingError, OSError, EOFError) as error:
+                raise ValueError(f"refused to read {path / '.metadata'}: {error}") from error
+            if getattr(metadata, "storage_meta", None) is None:
+                metadata.storage_meta = StorageMeta()
+            metadata.storage_meta.load_id = self.load_id
+            return metadata
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*single process.*")
+        shards = _load_state_dict_from_keys({"model"}, storage_reader=SafeReader(path))
+    meta = _torch_load(path / "meta.pt")
+    if not isinstance(meta, Mapping) or not isinstance(shards.get("model"), Mapping):
+        raise ValueError(f"{path}: not a Lightning sharded checkpoint (no 'model' shards)")
+    return {**meta, "state_dict": dict(shards["model"])}
+
+
 def _torch_load(path: Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers; refuses code-running pickles."""
     try:
@@ -672,8 +740,9 @@ def load(path: str | Path, *, kind: str | None = None, **overrides: Any) -> Mode
     """Load a VideoMAE model from any supported format (see the module docstring).
 
     Args:
-        path: an official ``.pth``/``.pt``, our Lightning ``.ckpt``, our portable ``.safetensors``
-            (with its ``.json``), or an HF transformers directory.
+        path: an official ``.pth``/``.pt``, our Lightning ``.ckpt`` (or the sharded directory
+            FSDP writes), our portable ``.safetensors`` (with its ``.json``), or an HF
+            transformers directory.
         kind: ``"pretrain"`` or ``"classifier"``; by default the checkpoint's own. A pretraining
             checkpoint loaded as ``"classifier"`` gives its encoder with a fresh head (pass
             ``num_classes``).
@@ -694,9 +763,17 @@ def load(path: str | Path, *, kind: str | None = None, **overrides: Any) -> Mode
         _model_class(kind)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if is_sharded_checkpoint(path):
+        checkpoint = read_sharded(path)
+        if "videomae" not in checkpoint:
+            raise ValueError(f"{path}: a sharded checkpoint without the 'videomae' entry")
+        return _load_lightning(checkpoint, path, kind, overrides)
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ValueError(f"{path}: a directory must be an HF model with config.json")
+            raise ValueError(
+                f"{path}: a directory must be an HF model (config.json) or a sharded FSDP "
+                "checkpoint (meta.pt)"
+            )
         return _load_hf(path, kind, overrides)
     if path.suffix == ".safetensors":
         return _load_portable(path, kind, overrides)

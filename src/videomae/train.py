@@ -2,11 +2,12 @@
 
 ``train.py`` at the repository root is the Hydra main that calls :func:`hydra_main`.
 
-Resume rule (:func:`videomae.callbacks.resume.resolve_ckpt_path`): ``ckpt_path=<file>`` starts
-from that checkpoint; ``ckpt_path=last`` from ``<run folder>/checkpoints/last.ckpt`` (with
-``hydra.run.dir=<the old run folder>``); with ``ckpt_path`` null and ``auto_resume: true`` (the
-default) a run folder that already holds ``checkpoints/last.ckpt`` continues from it, which is
-how a requeued SLURM job resumes.
+Resume rule (:func:`videomae.callbacks.resume.resolve_ckpt_path`): ``ckpt_path=<checkpoint>``
+(a file, or a sharded FSDP directory under ``trainer=fsdp``) starts from that checkpoint;
+``ckpt_path=last`` from ``<run folder>/checkpoints/last.ckpt`` (with ``hydra.run.dir=<the old
+run folder>``); with ``ckpt_path`` null and ``auto_resume: true`` (the default) a run folder that
+already holds ``checkpoints/last.ckpt`` continues from it, which is how a requeued SLURM job
+resumes.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import LambdaCallback
+from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from videomae.callbacks.resume import resolve_ckpt_path
+from videomae.checkpoints import is_sharded_checkpoint
 from videomae.utils.config import validate_config
 from videomae.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from videomae.utils.rich_config import print_config_tree
@@ -87,10 +91,32 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     datamodule, model, trainer = build(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, bool(cfg.get("auto_resume")))
+    if (
+        ckpt_path
+        and is_sharded_checkpoint(ckpt_path)
+        and not isinstance(trainer.strategy, FSDPStrategy)
+    ):
+        raise ValueError(
+            f"{ckpt_path} is a sharded FSDP checkpoint (a directory): resume it with "
+            "trainer=fsdp, or make one file of it first with `python -m "
+            "lightning.pytorch.utilities.consolidate_checkpoint <dir>` and pass that file"
+        )
     _log_hyperparameters(cfg, model, trainer)
 
+    trained: list[bool] = []  # on_train_start runs only when there is training left to do
+    trainer.callbacks.append(LambdaCallback(on_train_start=lambda *_: trained.append(True)))
     trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if ckpt_path and not trained and trainer.is_global_zero:
+        log.info(
+            "nothing to train: %s is at the end of this run (epoch %d, step %d; "
+            "trainer.max_epochs=%s, trainer.max_steps=%s)",
+            ckpt_path,
+            trainer.current_epoch,
+            trainer.global_step,
+            trainer.max_epochs,
+            trainer.max_steps,
+        )
 
     if cfg.get("validate") and not trainer.fast_dev_run and trainer.limit_val_batches:
         results = trainer.validate(model=model, datamodule=datamodule, verbose=False)
@@ -117,13 +143,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def metric_for_sweep(metrics: dict[str, float], name: str | None) -> float | None:
-    """The value of ``name`` in ``metrics`` for Hydra sweepers; a clear error if it is missing."""
+    """The value of ``name`` in ``metrics`` for Hydra sweepers.
+
+    Missing, it is an error naming the metric inside a sweep (the sweeper needs it), and one
+    log line otherwise (a run without validation has no ``val/loss``): None is returned.
+    """
     if not name:
         return None
     if name not in metrics:
-        raise KeyError(
-            f"optimized_metric {name!r} was not logged; logged metrics: {sorted(metrics)}"
-        )
+        if in_multirun():
+            raise KeyError(
+                f"optimized_metric {name!r} was not logged; logged metrics: {sorted(metrics)}"
+            )
+        log.info("optimized_metric %s was not logged by this run (no validation); ignored", name)
+        return None
     return metrics[name]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from functools import partial
@@ -9,6 +10,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 def warmup_cosine(
@@ -103,8 +106,9 @@ def warmup_cosine_scheduler(
     Every parameter group's lr (set before this call, e.g. ``peak_lr x lr_scale``) is multiplied
     by ``warmup_cosine(step) / peak_lr``: linear warmup from ``warmup_lr`` over ``warmup_epochs``
     (or ``warmup_steps``), then cosine to ``min_lr``; ``warmup_lr`` and ``min_lr`` are scaled by
-    ``global_batch_size / 256`` like the base lr (the official recipes). ValueError naming the key
-    when the warmup is longer than the run.
+    ``global_batch_size / 256`` like the base lr (the official recipes). A warmup longer than a
+    run bounded by ``trainer.max_steps`` is shortened to the run with a warning; longer than a
+    run bounded by epochs, it is a ValueError naming the key.
     """
     total_steps = max(1, int(trainer.estimated_stepping_batches))
     warmup_steps = optim_cfg.get("warmup_steps")
@@ -112,11 +116,24 @@ def warmup_cosine_scheduler(
         per_epoch = steps_per_epoch(trainer, total_steps)
         warmup_steps = round(float(optim_cfg["warmup_epochs"]) * per_epoch)
     if warmup_steps > total_steps:
-        raise ValueError(
-            f"model.optim.warmup_epochs ({optim_cfg.get('warmup_epochs')}) / warmup_steps "
-            f"({warmup_steps} steps) must not be longer than the training run ({total_steps} "
-            "steps, trainer.max_epochs / trainer.max_steps)"
-        )
+        max_steps = getattr(trainer, "max_steps", -1)
+        if max_steps is not None and max_steps > 0 and total_steps == max_steps:
+            # a run bounded by trainer.max_steps (a smoke run): the warmup becomes the run
+            log.warning(
+                "the warmup (%d steps, model.optim.warmup_%s) is longer than this run "
+                "(trainer.max_steps %d): the warmup is shortened to %d steps",
+                warmup_steps,
+                "steps" if optim_cfg.get("warmup_steps") is not None else "epochs",
+                max_steps,
+                total_steps,
+            )
+            warmup_steps = total_steps
+        else:
+            raise ValueError(
+                f"model.optim.warmup_epochs ({optim_cfg.get('warmup_epochs')}) / warmup_steps "
+                f"({warmup_steps} steps) must not be longer than the training run "
+                f"({total_steps} steps, trainer.max_epochs / trainer.max_steps)"
+            )
     schedule = partial(
         warmup_cosine,
         peak_lr=peak_lr,

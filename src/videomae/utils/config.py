@@ -98,23 +98,16 @@ def validate_config(cfg: DictConfig) -> None:
 
 
 def _check_warmup(cfg: DictConfig) -> list[str]:
-    """A warmup longer than the run, when both are known from the config alone: warmup_steps
-    against ``trainer.max_steps``, or warmup_epochs against ``trainer.max_epochs`` when the run is
-    bounded by epochs (the schedule refuses the other cases once the loader's length is known)."""
-    warmup_steps = _get(cfg, "model.optim.warmup_steps")
+    """A warmup longer than a run bounded by epochs (``model.optim.warmup_epochs`` against
+    ``trainer.max_epochs``), known from the config alone. A run bounded by ``trainer.max_steps``
+    is not refused: its schedule shortens the warmup to the run, with a warning."""
     warmup_epochs = _get(cfg, "model.optim.warmup_epochs")
     max_steps = _get(cfg, "trainer.max_steps")
     max_epochs = _get(cfg, "trainer.max_epochs")
     by_steps = isinstance(max_steps, int) and max_steps > 0
-    if warmup_steps is not None:
-        if by_steps and isinstance(warmup_steps, (int, float)) and warmup_steps > max_steps:
-            return [
-                f"model.optim.warmup_steps ({warmup_steps}) is longer than the run "
-                f"(trainer.max_steps {max_steps})"
-            ]
-        return []
     if (
         not by_steps
+        and _get(cfg, "model.optim.warmup_steps") is None
         and isinstance(warmup_epochs, (int, float))
         and isinstance(max_epochs, int)
         and max_epochs > 0

@@ -1,0 +1,121 @@
+"""The NaN/inf policy: skip a step whose gradients are not finite, stop after too many in a row.
+
+Before every optimizer step (after the gradients are reduced across ranks) the guard computes
+the total gradient norm; when it is NaN or inf (a NaN or inf loss on any rank makes it so) the
+step is skipped: every gradient is dropped, so AdamW changes neither the weights nor its moments
+(the lr schedule moves on). Every rank takes the same decision (under DDP the reduced gradients
+are the same on every rank; the decision is reduced as well, for sharded gradients). The count
+of skipped steps is logged as ``train/nonfinite_steps``. After ``max_consecutive`` skipped steps
+in a row the run stops: the weights (the last finite ones) are saved to
+``checkpoints/nonfinite_step_<step>.ckpt`` and :class:`NonFiniteLossError` names the steps.
+
+Under fp16 mixed precision the gradient scaler already skips such steps (and lowers its scale);
+the guard then only counts them and enforces the limit.
+
+Cost: one small reduction of the gradient norms and one host-device synchronization per
+optimizer step; ``callbacks.nonfinite=null`` turns the guard off.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from videomae.callbacks.checkpoint import save_atomically
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NonFiniteGuard", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many optimizer steps in a row had NaN or inf gradients."""
+
+
+def _total_grad_norm(params: list[torch.Tensor]) -> torch.Tensor | None:
+    """The 2-norm of all gradients (NaN or inf when any gradient is), None without gradients."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return None
+    device = grads[0].device
+    norms = torch._foreach_norm(grads, 2.0)
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]).float())
+
+
+class NonFiniteGuard(L.Callback):
+    """Skip optimizer steps with NaN/inf gradients; stop after ``max_consecutive`` in a row.
+
+    Args:
+        max_consecutive: skipped steps in a row that stop the run (with a checkpoint).
+    """
+
+    def __init__(self, max_consecutive: int = 10) -> None:
+        super().__init__()
+        if isinstance(max_consecutive, bool) or int(max_consecutive) < 1:
+            raise ValueError(f"NonFiniteGuard.max_consecutive must be >= 1, got {max_consecutive}")
+        self.max_consecutive = int(max_consecutive)
+        self.skipped = 0
+        self.in_a_row = 0
+        self.first_of_row: int | None = None
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        """Check the gradients; drop them (skip the step) when they are not finite."""
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        norm = _total_grad_norm(params)
+        finite = True if norm is None else bool(torch.isfinite(norm))
+        finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        step = trainer.global_step
+        if finite:
+            self.in_a_row = 0
+            self.first_of_row = None
+        else:
+            if not _has_grad_scaler(trainer):
+                for p in params:
+                    p.grad = None
+            self.skipped += 1
+            self.in_a_row += 1
+            if self.first_of_row is None:
+                self.first_of_row = step
+            log.warning(
+                "step %d (epoch %d): NaN/inf gradients, step skipped (%d in a row, %d in all)",
+                step,
+                trainer.current_epoch,
+                self.in_a_row,
+                self.skipped,
+            )
+        pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
+        if self.in_a_row >= self.max_consecutive:
+            self._stop(trainer, step)
+
+    def _stop(self, trainer: L.Trainer, step: int) -> None:
+        folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+        folder = Path(folder or Path(trainer.default_root_dir) / "checkpoints")
+        path = folder / f"nonfinite_step_{step:06d}.ckpt"
+        save_atomically(trainer, str(path))
+        raise NonFiniteLossError(
+            f"the gradients were NaN/inf for {self.in_a_row} optimizer steps in a row (steps "
+            f"{self.first_of_row}-{step}, callbacks.nonfinite.max_consecutive="
+            f"{self.max_consecutive}); the run stops. The last finite weights are in {path}. "
+            "Lower model.optim.base_lr, raise the warmup, or check the data of those steps."
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The counts, kept in checkpoints so a resumed run continues them."""
+        return {"skipped": self.skipped, "in_a_row": self.in_a_row, "first": self.first_of_row}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the counts of a checkpoint."""
+        self.skipped = int(state_dict.get("skipped", 0))
+        self.in_a_row = int(state_dict.get("in_a_row", 0))
+        self.first_of_row = state_dict.get("first")
+
+
+def _has_grad_scaler(trainer: L.Trainer) -> bool:
+    """Whether the precision plugin steps through a ``GradScaler`` (fp16), which skips by itself."""
+    return getattr(trainer.precision_plugin, "scaler", None) is not None

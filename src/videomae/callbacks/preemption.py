@@ -1,0 +1,147 @@
+"""Preemption and time limits: checkpoint at the current step, requeue, exit.
+
+The one mechanism of this project (it replaces, while training runs, the handlers that
+submitit and Lightning's ``SLURMEnvironment`` install for the same signals; Lightning restores
+them when ``fit`` ends):
+
+- SLURM sends a *requeue signal* (``SIGUSR2``, asked for by the submitit launcher's
+  ``signal_delay_s``, or ``SIGUSR1``, Lightning's default) before a time limit or a preemption.
+  The handler only notes it. After the current optimizer step every rank agrees (any rank that
+  got it counts), ``checkpoints/last.ckpt`` is written at that step (atomically, as
+  :class:`~videomae.callbacks.checkpoint.AtomicModelCheckpoint` does), rank zero runs
+  ``scontrol requeue <job>`` when the process runs under SLURM, and every rank exits with status
+  ``128 + signal``. The requeued job starts in the same run folder, ``auto_resume`` finds the
+  checkpoint, and :class:`~videomae.callbacks.resume.ResumeDataLoader` continues with the next
+  batch: the same weights, optimizer, scheduler and data order as an unbroken run.
+- A *stop signal* (``SIGTERM``: ``scancel``, or SLURM's preemption with a grace time) does the
+  same without the requeue (whoever sent it decides whether the job comes back).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from videomae.callbacks.checkpoint import save_atomically
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Preempted", "PreemptionCheckpoint", "slurm_job_id"]
+
+
+class Preempted(SystemExit):
+    """Raised on every rank after the preemption checkpoint; the exit status is 128 + signal."""
+
+
+def slurm_job_id() -> str | None:
+    """The id ``scontrol requeue`` takes for this job (``<array job>_<task>`` in an array)."""
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array_job and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        return f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
+def _signal_number(name: str | int) -> int:
+    try:
+        return int(name) if isinstance(name, int) else int(signal.Signals[str(name)])
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"PreemptionCheckpoint: unknown signal {name!r}") from error
+
+
+class PreemptionCheckpoint(L.Callback):
+    """Checkpoint at the current step on a requeue or stop signal, requeue (SLURM), exit.
+
+    Args:
+        requeue_signals: signals that mean "requeue me" (names or numbers).
+        stop_signals: signals that mean "stop": checkpoint and exit without a requeue.
+        requeue: run ``scontrol requeue`` on a requeue signal when ``SLURM_JOB_ID`` is set.
+    """
+
+    def __init__(
+        self,
+        requeue_signals: list[str | int] | tuple[str | int, ...] = ("SIGUSR1", "SIGUSR2"),
+        stop_signals: list[str | int] | tuple[str | int, ...] = ("SIGTERM",),
+        requeue: bool = True,
+    ) -> None:
+        super().__init__()
+        self.requeue_signals = {_signal_number(s) for s in requeue_signals}
+        self.stop_signals = {_signal_number(s) for s in stop_signals} - self.requeue_signals
+        self.requeue = requeue
+        self.received: int | None = None
+
+    def _note(self, signum: int, frame: Any) -> None:
+        """The signal handler: only remember the signal (acted on after the optimizer step)."""
+        if self.received is None or signum in self.requeue_signals:
+            self.received = signum
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Install the handlers (after Lightning's, which it restores when fit ends)."""
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("PreemptionCheckpoint: not in the main thread; signals are not handled")
+            return
+        for signum in self.requeue_signals | self.stop_signals:
+            signal.signal(signum, self._note)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
+        """After each optimizer step: if any rank got a signal, checkpoint, requeue, exit."""
+        signum = self._agreed_signal(trainer)
+        if signum is None:
+            return
+        path = _last_checkpoint_path(trainer)
+        save_atomically(trainer, str(path))
+        name = signal.Signals(signum).name
+        what = f"{name} at step {trainer.global_step} (epoch {trainer.current_epoch})"
+        requeued = ""
+        if signum in self.requeue_signals and self.requeue and trainer.is_global_zero:
+            requeued = _requeue()
+        trainer.strategy.barrier("PreemptionCheckpoint.exit")
+        if trainer.is_global_zero:
+            log.warning("%s: saved %s%s; exiting (a relaunch continues)", what, path, requeued)
+        raise Preempted(128 + signum)
+
+    def _agreed_signal(self, trainer: L.Trainer) -> int | None:
+        """The signal every rank acts on: the one any rank got (a requeue signal wins over a
+        stop signal), or None. One small all-reduce per step when there are several ranks."""
+        code = 0
+        if self.received is not None:
+            code = self.received + (1000 if self.received in self.requeue_signals else 0)
+        if trainer.world_size > 1:
+            agreed = torch.tensor(code, device=trainer.strategy.root_device)
+            code = int(trainer.strategy.reduce(agreed, reduce_op="max").item())
+        return code % 1000 if code else None
+
+
+def _last_checkpoint_path(trainer: L.Trainer) -> Path:
+    """``last.ckpt`` in the checkpoint callback's folder (else ``<root>/checkpoints``)."""
+    callback = trainer.checkpoint_callback
+    folder = getattr(callback, "dirpath", None) or Path(trainer.default_root_dir) / "checkpoints"
+    return Path(folder) / "last.ckpt"
+
+
+def _requeue() -> str:
+    """Run ``scontrol requeue`` for this SLURM job; a phrase for the log."""
+    job = slurm_job_id()
+    if job is None:
+        return " (not a SLURM job: no requeue)"
+    if not re.fullmatch(r"[0-9_]+", job):
+        return f" (SLURM job id {job!r} not understood: no requeue)"
+    try:
+        result = subprocess.run(
+            ["scontrol", "requeue", job], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"; scontrol requeue {job} failed: {error}"
+    if result.returncode != 0:
+        return f"; scontrol requeue {job} failed ({result.returncode}): {result.stderr.strip()}"
+    return f"; requeued SLURM job {job}"
