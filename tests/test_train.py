@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -40,8 +41,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run(
     script: str, args: list[str], run_dir: Path, data_dir: Path, timeout: int = 300
 ) -> subprocess.CompletedProcess:
-    """Run `python SCRIPT ARGS` from the repository with its run folder at run_dir."""
+    """Run `python SCRIPT ARGS` from the repository with its run folder at run_dir (the tests'
+    folder on PYTHONPATH, for their helper callbacks)."""
     env = {**os.environ, "DATA_DIR": str(data_dir), "WANDB_MODE": "offline"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")]))
     env.pop("WANDB_API_KEY", None)
     cmd = [sys.executable, str(ROOT / script), f"hydra.run.dir={run_dir}", *args]
     return subprocess.run(
@@ -122,6 +125,65 @@ def test_ddp_sim_two_cpu_processes(tmp_path: Path, data_dir: Path) -> None:
     assert len(sizes) == 1
     assert float(sizes[0]["batch_size/global"]) == 4.0
     assert float(sizes[0]["batch_size/per_device"]) == 2.0
+
+
+def test_nan_on_one_ddp_rank_is_skipped_by_both(tmp_path: Path, data_dir: Path) -> None:
+    """Rank 1's loss is NaN at steps 2 and 3: both ranks skip those steps (weights unchanged),
+    stay identical, count them, and train on."""
+    run_dir = tmp_path / "run"
+    args = [
+        *SMALL,
+        "trainer=ddp_sim",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=1",
+        "validate=false",
+        "+trainer.limit_val_batches=0",
+        "+callbacks.poison._target_=fault_helpers.PoisonRank",
+        "+callbacks.poison.rank=1",
+        "+callbacks.poison.steps=[2,3]",
+    ]
+    proc = run("train.py", args, run_dir, data_dir, timeout=400)
+    assert_ok(proc)
+    ranks = [
+        [json.loads(line) for line in (run_dir / f"weights_rank{r}.jsonl").read_text().splitlines()]
+        for r in (0, 1)
+    ]
+    assert ranks[0] == ranks[1]  # the same weights on both ranks after every step
+    steps = ranks[0]
+    assert [s for s, _ in steps] == list(range(1, len(steps) + 1)) and len(steps) == 8
+    for (step, total), (_, before) in zip(steps[1:], steps, strict=False):
+        # the step that started at global step s is recorded as s + 1
+        assert (total == before) == (step - 1 in {2, 3}), step
+    rows = read_metrics(run_dir)
+    counts = [float(r["train/nonfinite_steps"]) for r in rows if r.get("train/nonfinite_steps")]
+    assert counts[-1] == 2.0
+    assert (
+        "NaN/inf gradients, step skipped (2 in a row, 2 in all)"
+        in (run_dir / "train.log").read_text()
+    )
+
+
+def test_short_run_without_validation_then_relaunched_ends_cleanly(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """A smoke run bounded by max_steps whose warmup (one epoch, 8 steps) is longer: shortened
+    with a warning; no validation: exit 0; relaunched in its folder when finished: exit 0."""
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "++trainer.max_steps=6", "validate=false", "+trainer.limit_val_batches=0"]
+    proc = run("train.py", args, run_dir, data_dir)
+    assert_ok(proc)
+    log_text = (run_dir / "train.log").read_text()
+    assert "the warmup (8 steps, model.optim.warmup_epochs) is longer than this run" in log_text
+    assert "(trainer.max_steps 6): the warmup is shortened to 6 steps" in log_text
+    assert "optimized_metric val/loss was not logged by this run" in log_text
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+    proc = run("train.py", args, run_dir, data_dir)  # the same command again: nothing to do
+    assert_ok(proc)
+    assert "nothing to train:" in (run_dir / "train.log").read_text()
+    assert (
+        "step 6; trainer.max_epochs=10, trainer.max_steps=6)" in (run_dir / "train.log").read_text()
+    )
 
 
 def test_missing_real_data_set_stops_at_once(tmp_path: Path) -> None:

@@ -248,13 +248,16 @@ def read_sharded(path: str | Path) -> dict[str, Any]:
     if not is_sharded_checkpoint(path):
         raise ValueError(f"{path}: not a sharded checkpoint directory (no meta.pt)")
 
+    try:
+        with open(path / ".metadata", "rb") as handle:
+            metadata = _MetadataUnpickler(handle).load()
+    except (pickle.UnpicklingError, OSError, EOFError, AttributeError) as error:
+        raise ValueError(f"refused to read {path / '.metadata'}: {error}") from error
+
     class SafeReader(FileSystemReader):
+        """Hands torch the metadata read above instead of unpickling the file freely."""
+
         def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
-            try:
-                with open(path / ".metadata", "rb") as handle:
-                    metadata = _MetadataUnpickler(handle).load()
-            except (pickle.UnpicklingError, OSError, EOFError) as error:
-                raise ValueError(f"refused to read {path / '.metadata'}: {error}") from error
             if getattr(metadata, "storage_meta", None) is None:
                 metadata.storage_meta = StorageMeta()
             metadata.storage_meta.load_id = self.load_id

@@ -64,7 +64,12 @@ class InferenceModel:
 
 
 def _read_raw(path: Path) -> Mapping[str, Any]:
-    """The raw dict of a ``.ckpt``/``.pth`` file (tensors and plain data only), else ``{}``."""
+    """The raw dict of a ``.ckpt``/``.pth`` file or of a sharded FSDP checkpoint directory
+    (tensors and plain data only), else ``{}``."""
+    from videomae.checkpoints import is_sharded_checkpoint, read_sharded
+
+    if is_sharded_checkpoint(path):
+        return read_sharded(path)
     if path.is_dir() or path.suffix in (".safetensors", ".json"):
         return {}
     try:
