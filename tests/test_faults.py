@@ -116,6 +116,39 @@ def test_a_sharded_checkpoint_whose_metadata_would_run_code_is_refused(
     assert not (tmp_path / "hacked").exists()
 
 
+def test_a_dotted_global_cannot_reach_past_the_metadata_allow_list(
+    tmp_path: Path, net: VideoMAEPretrain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Protocol 4 looks dotted names up attribute by attribute: from the allowed module
+    ``torch.distributed.checkpoint.metadata`` the name ``os.system`` would reach ``os``."""
+    monkeypatch.chdir(tmp_path)
+    path = write_sharded(tmp_path / "bad.ckpt", net)
+
+    def text(value: bytes) -> bytes:  # SHORT_BINUNICODE
+        return b"\x8c" + bytes([len(value)]) + value
+
+    module, name = b"torch.distributed.checkpoint.metadata", b"os.system"
+    payload = b"\x80\x04" + text(module) + text(name) + b"\x93" + text(b"touch hacked") + b"\x85R."
+    (path / ".metadata").write_bytes(payload)
+    with pytest.raises(ValueError, match=r"refused to read .*os\.system is not allowed"):
+        load(path)
+    assert not (tmp_path / "hacked").exists()
+
+
+def test_a_pickled_object_among_the_model_entries_is_refused(
+    tmp_path: Path, net: VideoMAEPretrain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch stores non-tensor entries as pickles and would unpickle them freely."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "bad.ckpt"
+    state = {f"net.{k}": v for k, v in net.state_dict().items()}
+    dcp.save({"model": {**state, "net.extra": _Boom()}}, checkpoint_id=path)
+    torch.save({"videomae": {"kind": "pretrain", "config": dict(net.config)}}, path / "meta.pt")
+    with pytest.raises(ValueError, match=r"entry 'model\.net\.extra' is not a tensor"):
+        read_sharded(path)
+    assert not (tmp_path / "hacked").exists()
+
+
 # ------------------------------------------------------------------------------------------
 # swaps that a kill cannot corrupt
 # ------------------------------------------------------------------------------------------
@@ -147,7 +180,20 @@ def test_swap_of_directories_and_a_kill_between_its_renames(
     assert find_last_checkpoint(run) == final.with_name("last.ckpt.old")
     resumed = resolve_ckpt_path(None, run, auto_resume=True)
     assert resumed is not None and read_sharded(Path(resumed))["global_step"] == 9
-    # the next write completes the swap and clears the old one
+    # the next write, killed before its rename, must not take the old one with it
+    real_replace = os.replace
+
+    def killed(src: object, dst: object) -> None:
+        raise KeyboardInterrupt("killed")
+
+    os.replace = killed  # type: ignore[assignment]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            swap_into_place(partial, final)
+    finally:
+        os.replace = real_replace
+    assert find_last_checkpoint(run) == final.with_name("last.ckpt.old")
+    # done without a kill, it completes the swap and clears the old one
     swap_into_place(partial, final)
     assert read_sharded(final)["global_step"] == 11
     assert sorted(p.name for p in final.parent.iterdir()) == ["last.ckpt"]

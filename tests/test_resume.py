@@ -124,6 +124,8 @@ module = PretrainModule(net, TubeMasking(0.75), batch_size=2,
                                    betas=[0.9, 0.95]))
 checkpoint = AtomicModelCheckpoint(dirpath=f"{out}/checkpoints", save_last=True, save_top_k=0,
                                    every_n_train_steps=2, enable_version_counter=False)
+# Probe comes after PreemptionCheckpoint: the signal Probe sends after step 9 is seen by
+# PreemptionCheckpoint after step 10 (the step in progress when it arrived)
 callbacks = [checkpoint, ResumeDataLoader(), PreemptionCheckpoint(), Probe()]
 trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=3, logger=False,
                     enable_progress_bar=False, enable_model_summary=False, deterministic=True,

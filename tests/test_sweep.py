@@ -69,3 +69,17 @@ def test_failed_job_does_not_end_the_sweep(tmp_path: Path, data_dir: Path) -> No
     assert "this sweep job failed" in log0 and "masking.ratio" in log0
     assert f"val/loss={math.inf}" in log0
     assert (sweep_dir / "1" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_missing_optimized_metric_is_an_error_only_in_a_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import videomae.train as train_module
+
+    metrics = {"train/loss": 0.5}
+    monkeypatch.setattr(train_module, "in_multirun", lambda: False)
+    assert train_module.metric_for_sweep(metrics, "val/loss") is None  # a run without validation
+    assert train_module.metric_for_sweep({"val/loss": 0.25}, "val/loss") == 0.25
+    monkeypatch.setattr(train_module, "in_multirun", lambda: True)
+    with pytest.raises(KeyError, match=r"optimized_metric 'val/loss' was not logged"):
+        train_module.metric_for_sweep(metrics, "val/loss")

@@ -186,6 +186,22 @@ def test_short_run_without_validation_then_relaunched_ends_cleanly(
     )
 
 
+def test_fsdp_vs_ddp_benchmark_runs_its_command_on_the_cpu() -> None:
+    """benchmarks/fsdp_vs_ddp.py --dry-run: the benchmark's own train.py command (data=random,
+    no validation) with a tiny model on the CPU, its table printed."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fsdp_vs_ddp.py"), "--dry-run", "--steps", "12"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert_ok(proc)
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| cpu |"))
+    assert float(row.split("|")[2]) > 0  # clips/s measured
+
+
 def test_missing_real_data_set_stops_at_once(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -51,7 +51,6 @@ import logging
 import math
 import pickle
 import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -208,51 +207,79 @@ def official_to_hf(
 # ---------------------------------------------------------------------------- safe reading
 def is_sharded_checkpoint(path: str | Path) -> bool:
     """Whether ``path`` is a sharded checkpoint directory as Lightning's FSDP strategy writes it
-    (``torch.distributed.checkpoint`` shards plus ``meta.pt``)."""
+    (``torch.distributed.checkpoint``'s ``.metadata`` and shards, plus ``meta.pt``)."""
     path = Path(path)
-    return path.is_dir() and (path / "meta.pt").is_file()
+    return path.is_dir() and (path / "meta.pt").is_file() and (path / ".metadata").is_file()
 
 
-_DCP_METADATA_GLOBALS = {
-    ("torch", "Size"),
-    ("torch.serialization", "_get_layout"),
-    ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
-    ("collections", "OrderedDict"),
-    ("pathlib", "PosixPath"),
-    ("pathlib", "PurePosixPath"),
-}
+_DCP_METADATA_GLOBALS = frozenset(
+    {
+        *(
+            ("torch.distributed.checkpoint.metadata", name)
+            for name in (
+                "BytesStorageMetadata",
+                "ChunkStorageMetadata",
+                "Metadata",
+                "MetadataIndex",
+                "StorageMeta",
+                "TensorProperties",
+                "TensorStorageMetadata",
+                "_MEM_FORMAT_ENCODING",
+            )
+        ),
+        ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+        ("torch", "Size"),
+        ("torch.serialization", "_get_layout"),
+        ("collections", "OrderedDict"),
+        ("pathlib", "PosixPath"),
+        ("pathlib", "PurePosixPath"),
+    }
+)
+"""The globals a ``torch.distributed.checkpoint`` ``.metadata`` pickle needs (and torch dtypes)."""
 
 
 class _MetadataUnpickler(pickle.Unpickler):
-    """Unpickles ``torch.distributed.checkpoint`` metadata and nothing else."""
+    """Unpickles ``torch.distributed.checkpoint`` metadata and nothing else: exact (module,
+    name) pairs only (a dotted name would reach attributes of the module, e.g. ``os``)."""
 
     def find_class(self, module: str, name: str) -> Any:
-        allowed = (module, name) in _DCP_METADATA_GLOBALS
-        allowed |= module == "torch.distributed.checkpoint.metadata"
-        allowed |= module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)
+        allowed = "." not in name and (
+            (module, name) in _DCP_METADATA_GLOBALS
+            or (module == "torch" and isinstance(getattr(torch, name, None), torch.dtype))
+        )
         if not allowed:
             raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
         return super().find_class(module, name)
 
 
 def read_sharded(path: str | Path) -> dict[str, Any]:
-    """A sharded FSDP checkpoint directory as one Lightning checkpoint dict, in this process:
-    ``state_dict`` (full tensors on the CPU) plus what ``meta.pt`` holds (``videomae``,
-    ``hyper_parameters``, loop state, ...). The optimizer shards are not read. The whole model
-    must fit in memory. ValueError naming the path when it is not such a directory."""
+    """A sharded FSDP checkpoint directory as one Lightning checkpoint dict, in this process
+    (never a collective): ``state_dict`` (full tensors on the CPU) plus what ``meta.pt`` holds
+    (``videomae``, ``hyper_parameters``, loop state, ...). The optimizer shards are not read.
+    The whole model must fit in memory. ValueError naming the path when it is not such a
+    directory, or when it holds anything but tensors under ``model`` (pickled objects there
+    would be unpickled freely by torch)."""
     from torch.distributed.checkpoint import FileSystemReader
-    from torch.distributed.checkpoint.metadata import StorageMeta
-    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
+    from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.metadata import StorageMeta, TensorStorageMetadata
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 
     path = Path(path)
     if not is_sharded_checkpoint(path):
-        raise ValueError(f"{path}: not a sharded checkpoint directory (no meta.pt)")
-
+        raise ValueError(f"{path}: not a sharded checkpoint directory (no meta.pt / .metadata)")
     try:
         with open(path / ".metadata", "rb") as handle:
             metadata = _MetadataUnpickler(handle).load()
+        entries = metadata.state_dict_metadata
+        planner_data = metadata.planner_data
     except (pickle.UnpicklingError, OSError, EOFError, AttributeError) as error:
         raise ValueError(f"refused to read {path / '.metadata'}: {error}") from error
+    model_keys = [key for key in entries if tuple(planner_data.get(key, ()))[:1] == ("model",)]
+    if not model_keys:
+        raise ValueError(f"{path}: not a Lightning sharded checkpoint (no 'model' entries)")
+    for key in model_keys:
+        if not isinstance(entries[key], TensorStorageMetadata):
+            raise ValueError(f"refused to read {path}: its entry {key!r} is not a tensor")
 
     class SafeReader(FileSystemReader):
         """Hands torch the metadata read above instead of unpickling the file freely."""
@@ -263,9 +290,13 @@ def read_sharded(path: str | Path) -> dict[str, Any]:
             metadata.storage_meta.load_id = self.load_id
             return metadata
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*single process.*")
-        shards = _load_state_dict_from_keys({"model"}, storage_reader=SafeReader(path))
+    shards: dict[str, Any] = {}
+    _load_state_dict(
+        shards,
+        storage_reader=SafeReader(path),
+        planner=_EmptyStateDictLoadPlanner(keys={"model"}),
+        no_dist=True,
+    )
     meta = _torch_load(path / "meta.pt")
     if not isinstance(meta, Mapping) or not isinstance(shards.get("model"), Mapping):
         raise ValueError(f"{path}: not a Lightning sharded checkpoint (no 'model' shards)")

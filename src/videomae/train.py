@@ -21,10 +21,12 @@ import hydra
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import LambdaCallback
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from videomae.callbacks.preemption import PreemptionCheckpoint
 from videomae.callbacks.resume import resolve_ckpt_path
 from videomae.checkpoints import is_sharded_checkpoint
 from videomae.utils.config import validate_config
@@ -55,7 +57,14 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"), run_name=run_name(cfg), group=sweep_group(cfg))
     log.info("trainer <%s>", cfg.trainer._target_)
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    extra: dict[str, Any] = {}
+    if SLURMEnvironment.detect() and any(isinstance(c, PreemptionCheckpoint) for c in callbacks):
+        # one handler of SLURM's signals: ours (Lightning's would requeue on its own)
+        configured = hydra.utils.instantiate(cfg.trainer.get("plugins")) or []
+        extra["plugins"] = [*configured, SLURMEnvironment(auto_requeue=False)]
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers, **extra
+    )
     return datamodule, model, trainer
 
 

@@ -50,16 +50,20 @@ def _remove(path: Path) -> None:
 
 
 def _fsync(path: Path) -> None:
-    """Flush ``path`` (a file, or every file of a directory) and its directory to disk."""
+    """Flush ``path`` (a file, or every file of a directory) to disk."""
     files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
     for file in files:
         with open(file, "rb") as handle:
             os.fsync(handle.fileno())
-    directory = os.open(path.parent, os.O_RDONLY)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Flush a directory's entries (renames) to disk."""
+    handle = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(handle)
     finally:
-        os.close(directory)
+        os.close(handle)
 
 
 def swap_into_place(partial: str | Path, final: str | Path) -> None:
@@ -69,13 +73,15 @@ def swap_into_place(partial: str | Path, final: str | Path) -> None:
     _fsync(partial)
     if partial.is_dir() or final.is_dir():
         old = final.with_name(final.name + OLD)
-        _remove(old)
-        if final.exists():
+        if final.exists():  # else ``old`` may be the only complete checkpoint: keep it for now
+            _remove(old)
             os.replace(final, old)
         os.replace(partial, final)
+        _fsync_dir(final.parent)
         _remove(old)
     else:
         os.replace(partial, final)
+        _fsync_dir(final.parent)
 
 
 def save_atomically(trainer: Any, filepath: str, weights_only: bool = False) -> None:

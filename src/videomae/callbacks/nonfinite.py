@@ -9,8 +9,8 @@ of skipped steps is logged as ``train/nonfinite_steps``. After ``max_consecutive
 in a row the run stops: the weights (the last finite ones) are saved to
 ``checkpoints/nonfinite_step_<step>.ckpt`` and :class:`NonFiniteLossError` names the steps.
 
-Under fp16 mixed precision the gradient scaler already skips such steps (and lowers its scale);
-the guard then only counts them and enforces the limit.
+Under fp16 mixed precision (a ``GradScaler``) the scaler skips such steps itself and lowers its
+scale (overflows are routine while it calibrates); the guard then does nothing.
 
 Cost: one small reduction of the gradient norms and one host-device synchronization per
 optimizer step; ``callbacks.nonfinite=null`` turns the guard off.
@@ -42,7 +42,7 @@ def _total_grad_norm(params: list[torch.Tensor]) -> torch.Tensor | None:
     if not grads:
         return None
     device = grads[0].device
-    norms = torch._foreach_norm(grads, 2.0)
+    norms = torch._foreach_norm(grads, 2.0, dtype=torch.float32)  # fp16 norms would overflow
     return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]).float())
 
 
@@ -66,6 +66,8 @@ class NonFiniteGuard(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
         """Check the gradients; drop them (skip the step) when they are not finite."""
+        if _has_grad_scaler(trainer):
+            return
         params = [p for group in optimizer.param_groups for p in group["params"]]
         norm = _total_grad_norm(params)
         finite = True if norm is None else bool(torch.isfinite(norm))
@@ -75,9 +77,8 @@ class NonFiniteGuard(L.Callback):
             self.in_a_row = 0
             self.first_of_row = None
         else:
-            if not _has_grad_scaler(trainer):
-                for p in params:
-                    p.grad = None
+            for p in params:
+                p.grad = None
             self.skipped += 1
             self.in_a_row += 1
             if self.first_of_row is None:

@@ -15,6 +15,12 @@ them when ``fit`` ends):
   batch: the same weights, optimizer, scheduler and data order as an unbroken run.
 - A *stop signal* (``SIGTERM``: ``scancel``, or SLURM's preemption with a grace time) does the
   same without the requeue (whoever sent it decides whether the job comes back).
+
+The handlers are installed at the sanity check (or the start of training) and act after the
+next optimizer step: a signal during a validation pass is acted on after it, one after the last
+step is passed on when fit ends. ``videomae.train`` builds the trainer with
+``SLURMEnvironment(auto_requeue=False)`` under SLURM, so Lightning installs no requeue handler of
+its own (and never resumes from its ``hpc_ckpt_*.ckpt``).
 """
 
 from __future__ import annotations
@@ -77,24 +83,37 @@ class PreemptionCheckpoint(L.Callback):
         self.stop_signals = {_signal_number(s) for s in stop_signals} - self.requeue_signals
         self.requeue = requeue
         self.received: int | None = None
+        self._last_step = -1
 
     def _note(self, signum: int, frame: Any) -> None:
         """The signal handler: only remember the signal (acted on after the optimizer step)."""
         if self.received is None or signum in self.requeue_signals:
             self.received = signum
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Install the handlers (after Lightning's, which it restores when fit ends)."""
+    def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             log.warning("PreemptionCheckpoint: not in the main thread; signals are not handled")
             return
         for signum in self.requeue_signals | self.stop_signals:
             signal.signal(signum, self._note)
 
+    def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Install the handlers (after Lightning's, which it restores when fit ends)."""
+        self._install()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Install the handlers (when there was no sanity check)."""
+        self._last_step = trainer.global_step
+        self._install()
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
     ) -> None:
-        """After each optimizer step: if any rank got a signal, checkpoint, requeue, exit."""
+        """After each optimizer step: if any rank got a signal, checkpoint, requeue, exit.
+        Batches that only accumulate gradients are passed over (every rank alike)."""
+        if trainer.global_step == self._last_step:
+            return
+        self._last_step = trainer.global_step
         signum = self._agreed_signal(trainer)
         if signum is None:
             return
@@ -109,6 +128,18 @@ class PreemptionCheckpoint(L.Callback):
         if trainer.is_global_zero:
             log.warning("%s: saved %s%s; exiting (a relaunch continues)", what, path, requeued)
         raise Preempted(128 + signum)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A signal that came after the last optimizer step (the final validation, the last
+        checkpoint) is passed on to the handler Lightning has restored by now (submitit's, or
+        the default action)."""
+        if self.received is not None:
+            log.warning(
+                "%s came after the last training step; passing it on",
+                signal.Signals(self.received).name,
+            )
+            signum, self.received = self.received, None
+            signal.raise_signal(signum)
 
     def _agreed_signal(self, trainer: L.Trainer) -> int | None:
         """The signal every rank acts on: the one any rank got (a requeue signal wins over a
