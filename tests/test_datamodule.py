@@ -281,3 +281,25 @@ def test_training_run_over_broken_files_counts_them(video_folder: Path, tmp_path
     assert sorted(lines) == sorted(
         f"{epoch}\ttrain\t{p}" for epoch in (0, 1) for p in broken.values()
     )
+
+
+def test_random_clip_data_module_serves_fixed_shape_batches() -> None:
+    from videomae.data.random_clips import RandomClipDataModule
+
+    dm = RandomClipDataModule(
+        num_frames=4,
+        img_size=16,
+        batch_size=3,
+        num_classes=5,
+        train_batches=7,
+        val_batches=2,
+        distinct_batches=2,
+    )
+    train = list(dm.train_dataloader())
+    assert len(train) == 7 and len(list(dm.val_dataloader())) == 2
+    assert train[0]["video"].shape == (3, 3, 4, 16, 16) and train[0]["video"].dtype == torch.uint8
+    assert train[0]["label"].max() < 5
+    assert torch.equal(train[0]["video"], train[2]["video"])  # two distinct batches, cycled
+    assert not torch.equal(train[0]["video"], train[1]["video"])
+    with pytest.raises(ValueError, match=r"data\.batch_size"):
+        RandomClipDataModule(batch_size=0)

@@ -11,6 +11,7 @@ import torch
 
 from conftest import SHARED_VIDEOS
 from videomae.cli import extract, predict
+from videomae.data.device import normalize_video
 from videomae.data.lists import VideoRecord
 from videomae.models.registry import create_classifier, create_pretrain
 
@@ -66,6 +67,7 @@ def expected_probs(net: torch.nn.Module, video: Path, clips: int, crops: int) ->
         num_frames=4, img_size=32, sampling_rate=2, num_clips=clips, num_crops=crops
     )
     views = predict.clip_dataset([VideoRecord(video, -1, 1)], settings)[0]["video"]
+    views = normalize_video(views)  # uint8 from the loader, normalized as the device does
     assert views.shape == (clips * crops, 3, 4, 32, 32)
     with torch.no_grad():
         return torch.stack([net(view[None])[0].softmax(-1) for view in views]).mean(0)
@@ -144,7 +146,7 @@ def test_extract_features_one_row_per_line(
     for row, name in enumerate(VIDEOS):
         view = predict.clip_dataset([VideoRecord(SHARED_VIDEOS / name, 0, 1)], settings)[0]
         with torch.no_grad():
-            expected = classifier.forward_features(view["video"])[0]
+            expected = classifier.forward_features(normalize_video(view["video"]))[0]
         np.testing.assert_allclose(feats[row], expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -159,5 +161,5 @@ def test_extract_pretraining_checkpoint_gives_encoder_mean(tmp_path: Path) -> No
     settings = predict.ClipSettings(num_frames=4, img_size=32, sampling_rate=2)
     view = predict.clip_dataset([VideoRecord(SHARED_VIDEOS / VIDEOS[0], 0, 1)], settings)[0]
     with torch.no_grad():
-        expected = net.encoder(view["video"]).mean(dim=1)[0]
+        expected = net.encoder(normalize_video(view["video"])).mean(dim=1)[0]
     np.testing.assert_allclose(np.load(out)[0], expected.numpy(), rtol=1e-4, atol=1e-5)

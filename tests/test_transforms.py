@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
+from videomae.data.device import finish_batch, normalize_video
 from videomae.data.transforms import (
     DEFAULT_FILL,
     RAND_AUGMENT_INCREASING_OPS,
@@ -31,7 +32,6 @@ from videomae.data.transforms import (
     RandomResizedCrop,
     TestTransform,
     apply_rand_augment_op,
-    normalize,
     rand_augment_arg,
     spatial_crops,
 )
@@ -406,11 +406,15 @@ def test_finetune_transform_output_and_input_untouched() -> None:
     transform = FinetuneTransform(32)
     outs = [transform(frames, np.random.default_rng(s)) for s in range(6)]
     for out in outs:
-        assert out.shape == (3, 8, 32, 32) and out.dtype == torch.float32
-        assert bool(torch.isfinite(out).all()) and out.is_contiguous()
+        # uint8 to the device; the erasing box travels as a row of 6 numbers
+        assert out["video"].shape == (3, 8, 32, 32) and out["video"].dtype == torch.uint8
+        assert out["video"].is_contiguous()
+        assert out["erase"].shape == (6,) and out["erase"].dtype == torch.int64
     assert torch.equal(frames, before)
-    torch.testing.assert_close(outs[0], transform(frames, np.random.default_rng(0)))
-    assert not torch.equal(outs[0], outs[1])
+    again = transform(frames, np.random.default_rng(0))
+    assert torch.equal(outs[0]["video"], again["video"])
+    assert torch.equal(outs[0]["erase"], again["erase"])
+    assert not torch.equal(outs[0]["video"], outs[1]["video"])
     with pytest.raises(ValueError, match="img_size"):
         FinetuneTransform(0)
     with pytest.raises(ValueError, match="rand-x"):
@@ -419,17 +423,46 @@ def test_finetune_transform_output_and_input_untouched() -> None:
         transform(frames.float())
 
 
-def test_finetune_transform_is_crop_randaugment_flip_normalize_erase() -> None:
+def reference_normalize(clip: torch.Tensor) -> torch.Tensor:
+    """The CPU computation the device path replaces: uint8 ``(T, C, H, W)`` -> float32
+    ``(C, T, H, W)``, ``(x / 255 - mean) / std`` in float64, rounded to float32."""
+    x = clip.permute(1, 0, 2, 3).to(torch.float64) / 255.0
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(3, 1, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float64).view(3, 1, 1, 1)
+    return ((x - mean) / std).to(torch.float32)
+
+
+def test_finetune_transform_is_crop_randaugment_flip_then_device_normalize_erase() -> None:
+    """Worker (crop, RandAugment, flip, draw the box) + device (normalize, erase) = the recipe
+    done on the CPU in one go, within float32 rounding."""
     frames = textured_clip(4, 48, 64).permute(0, 2, 3, 1)
     transform = FinetuneTransform(24, reprob=1.0)
+    items = [transform(frames, np.random.default_rng(seed)) for seed in range(4)]
+    batch = {k: torch.stack([item[k] for item in items]) for k in ("video", "erase")}
+    finished = finish_batch(batch)["video"]  # the device path, here on the CPU
+    assert "erase" not in batch
     for seed in range(4):
         rng = np.random.default_rng(seed)
         clip = RandomResizedCrop(24)(frames.permute(0, 3, 1, 2), rng)
         clip = ClipRandAugment("rand-m7-n4-mstd0.5-inc1")(clip, rng)
         if rng.random() < 0.5:
             clip = clip.flip(-1)
-        expected = RandomErasing(1.0)(normalize(clip), rng)
-        torch.testing.assert_close(transform(frames, np.random.default_rng(seed)), expected)
+        expected = RandomErasing(1.0)(reference_normalize(clip), rng)
+        torch.testing.assert_close(finished[seed], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_device_normalization_matches_the_cpu_reference() -> None:
+    clip = torch.randint(0, 256, (2, 5, 3, 8, 10), dtype=torch.uint8)  # (B, T, C, H, W)
+    out = normalize_video(clip.permute(0, 2, 1, 3, 4))  # (B, C, T, H, W)
+    assert out.dtype == torch.float32
+    for b in range(2):
+        torch.testing.assert_close(out[b], reference_normalize(clip[b]), atol=1e-5, rtol=1e-6)
+    # test views (B, V, C, T, H, W) normalize per channel the same way
+    views = clip.permute(0, 2, 1, 3, 4).unsqueeze(1).expand(2, 3, 3, 5, 8, 10)
+    torch.testing.assert_close(normalize_video(views)[:, 2], out)
+    # a float video is taken as normalized and left alone
+    floats = {"video": out.clone()}
+    assert torch.equal(finish_batch(floats)["video"], out)
 
 
 def test_finetune_transform_flip_switch() -> None:
@@ -439,12 +472,13 @@ def test_finetune_transform_flip_switch() -> None:
     options = dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), rand_augment=None, reprob=0.0)
     plain = FinetuneTransform(16, flip=False, **options)
     flipping = FinetuneTransform(16, flip=True, **options)
-    reference = plain(frames, np.random.default_rng(0))
-    assert float(reference[..., :4].mean()) > float(reference[..., -4:].mean())
+    reference = plain(frames, np.random.default_rng(0))["video"]
+    assert float(reference[..., :4].float().mean()) > float(reference[..., -4:].float().mean())
     outcomes = set()
     for seed in range(20):
-        assert torch.equal(plain(frames, np.random.default_rng(seed)), reference)
-        out = flipping(frames, np.random.default_rng(seed))
+        assert torch.equal(plain(frames, np.random.default_rng(seed))["video"], reference)
+        assert plain(frames, np.random.default_rng(seed))["erase"][2] == 0  # no box
+        out = flipping(frames, np.random.default_rng(seed))["video"]
         if torch.equal(out, reference):
             outcomes.add("plain")
         else:
@@ -520,8 +554,8 @@ def test_test_transform_view_order_and_values() -> None:
     before = frames.clone()
     transform = TestTransform(32, num_crops=3)
     out = transform(frames)
-    assert out.shape == (6, 3, 4, 32, 32) and out.dtype == torch.float32
-    values = unnormalize(out, channel_dim=1)
+    assert out.shape == (6, 3, 4, 32, 32) and out.dtype == torch.uint8
+    values = unnormalize(normalize_video(out), channel_dim=1)
     for t in range(2):
         for c, start in enumerate([0, 24, 48]):
             v = values[t * 3 + c]  # (C, T, H, W), temporal-major order

@@ -26,6 +26,8 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
+from videomae.data.device import finish_batch
+
 log = logging.getLogger(__name__)
 
 __all__ = ["ReconstructionLogger", "reconstruction_grid"]
@@ -94,7 +96,8 @@ class ReconstructionLogger(L.Callback):
         self.last_path: Path | None = None
 
     def _clips(self, trainer: L.Trainer) -> torch.Tensor | None:
-        """The first ``num_clips`` validation clips, stacked ``(B, 3, T, H, W)``, or None."""
+        """The first ``num_clips`` validation clips as the loader gives them (uint8), stacked
+        ``(B, 3, T, H, W)``, or None."""
         datamodule = trainer.datamodule
         dataset = getattr(datamodule, "val_set", None)
         if dataset is None and datamodule is not None and hasattr(datamodule, "setup"):
@@ -116,7 +119,7 @@ class ReconstructionLogger(L.Callback):
         if video is None:
             log.warning("reconstruction picture skipped: no validation set")
             return None
-        video = video.to(pl_module.device)
+        video = finish_batch({"video": video.to(pl_module.device)})["video"]  # normalized
         mask = pl_module.draw_mask(video.shape[0], video.device, seed=pl_module.val_mask_seed)
         was_training = pl_module.training
         pl_module.eval()

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from videomae.cli.predict import clip_dataset, load_for_inference, pick_device
+from videomae.data.device import finish_batch
 
 
 def pooled_features(net: nn.Module, video: torch.Tensor) -> torch.Tensor:
@@ -58,7 +59,8 @@ class _Tolerant(Dataset):
             return {"video": self.dataset[i]["video"], "ok": True, "error": "", "i": i}
         except (OSError, RuntimeError, ValueError) as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            return {"video": torch.zeros(self.shape), "ok": False, "error": message, "i": i}
+            video = torch.zeros(self.shape, dtype=torch.uint8)
+            return {"video": video, "ok": False, "error": message, "i": i}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = 0
     with torch.no_grad():
         for batch in loader:
-            video = batch["video"].to(device)  # (B, V, C, T, H, W)
+            video = batch["video"].to(device)  # uint8 (B, V, C, T, H, W)
+            video = finish_batch({"video": video})["video"]  # normalized on the device
             b, v = video.shape[:2]
             feats = pooled_features(net, video.flatten(0, 1)).float().view(b, v, -1).mean(dim=1)
             feats[~batch["ok"].to(device)] = float("nan")

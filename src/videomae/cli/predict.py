@@ -174,11 +174,12 @@ def pick_device(name: str) -> torch.device:
 
 @torch.no_grad()
 def predict_views(net: nn.Module, views: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Class probabilities of one video from its views ``(V, C, T, H, W)``: softmax per view,
-    averaged -> ``(K,)``."""
+    """Class probabilities of one video from its views ``(V, C, T, H, W)`` (uint8 as the
+    dataset gives them, normalized on ``device``): softmax per view, averaged -> ``(K,)``."""
+    from videomae.data.device import finish_batch
     from videomae.modules.finetune import average_views
 
-    logits = net(views.to(device))
+    logits = net(finish_batch({"video": views.to(device)})["video"])
     return average_views(logits[None]).squeeze(0).cpu()
 
 

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from videomae.data.datasets import ON_ERROR_CHOICES, SAMPLING_CHOICES, VideoClipDataset
 from videomae.data.decoding import BACKENDS
+from videomae.data.device import FinishOnDevice
 from videomae.data.lists import (
     LIST_FORMATS,
     VideoRecord,
@@ -98,12 +99,14 @@ def _flatten_repeated(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.T
     if video.ndim == 6:
         b, n = video.shape[:2]
         out["video"] = video.reshape(b * n, *video.shape[2:])
+        if "erase" in out:
+            out["erase"] = out["erase"].reshape(b * n, -1)
         out["label"] = out["label"].repeat_interleave(n)
         out["index"] = out["index"].repeat_interleave(n)
     return out
 
 
-class VideoDataModule(L.LightningDataModule):
+class VideoDataModule(FinishOnDevice, L.LightningDataModule):
     """Video clips for pretraining, fine-tuning, validation and multi-view test.
 
     Videos (files or folders of frames) come from list files in the official VideoMAE format
@@ -111,18 +114,21 @@ class VideoDataModule(L.LightningDataModule):
     by :func:`videomae.data.lists.read_list` (``list_format``); relative paths are relative to
     ``root``.
 
-    Batches are dicts with ``video``, ``label`` int64, ``index`` int64 (the video's position in
-    its list) and ``broken`` (indices of broken videos replaced for each item, -1 padded):
+    Batches are dicts with ``video`` uint8, ``label`` int64, ``index`` int64 (the video's
+    position in its list) and ``broken`` (indices of broken videos replaced for each item, -1
+    padded); the LightningModules normalize ``video`` on the device
+    (:func:`videomae.data.device.finish_batch`):
 
-    - training: ``video`` float32 ``(B, 3, T, S, S)`` (``B = batch_size x num_sample``; the clips
+    - training: ``video`` uint8 ``(B, 3, T, S, S)`` (``B = batch_size x num_sample``; the clips
       of one video are adjacent), ``mode="pretrain"``: multi-scale crop (and flip if ``flip``);
-      ``mode="finetune"``: random resized crop, flip if ``flip``, RandAugment, random erasing;
+      ``mode="finetune"``: random resized crop, flip if ``flip``, RandAugment, and ``erase``
+      int64 ``(B, 6)``: the random-erasing boxes the device applies after normalizing;
     - validation: one view per video (centered window / fixed segments, center crop), same shape;
     - test (``test_list``, or the validation list when it is ``None``): every view,
       ``video`` ``(B, V, 3, T, S, S)`` with ``V = test_num_clips x test_num_crops``
       (temporal-major), batches of ``test_batch_size`` videos.
 
-    ``T = num_frames``, ``S = img_size``; frames are normalized with the ImageNet mean/std.
+    ``T = num_frames``, ``S = img_size``; the device normalizes with the ImageNet mean/std.
     ``sampling="dense"`` takes one frame every ``sampling_rate`` from a window (Kinetics style);
     ``"segment"`` one frame per segment (Something-Something style).
 

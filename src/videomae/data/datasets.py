@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -225,16 +226,21 @@ class VideoClipDataset(Dataset):
             raise ClipTooShortError(record.path, err.cause or str(err)) from None
         if self.test:
             frames = frames.reshape(self.num_views, self.num_frames, *frames.shape[1:])
-            video = self.transform(frames, rng)
+            item = self._transformed(frames, rng)
         elif self.num_sample > 1:
-            video = torch.stack([self.transform(frames, rng) for _ in range(self.num_sample)])
+            clips = [self._transformed(frames, rng) for _ in range(self.num_sample)]
+            item = {key: torch.stack([clip[key] for clip in clips]) for key in clips[0]}
         else:
-            video = self.transform(frames, rng)
-        return {
-            "video": video,
-            "label": torch.tensor(record.label, dtype=torch.int64),
-            "index": torch.tensor(index, dtype=torch.int64),
-        }
+            item = self._transformed(frames, rng)
+        item["label"] = torch.tensor(record.label, dtype=torch.int64)
+        item["index"] = torch.tensor(index, dtype=torch.int64)
+        return item
+
+    def _transformed(self, frames: torch.Tensor, rng: np.random.Generator) -> dict[str, Any]:
+        """The transform's output as an item dict: ``{"video": ...}`` (and ``erase`` from the
+        fine-tuning transform)."""
+        out = self.transform(frames, rng)
+        return dict(out) if isinstance(out, dict) else {"video": out}
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         i, epoch = key if isinstance(key, tuple) else (key, None)

@@ -1,7 +1,7 @@
 """Random clips held in memory: the training step and loop measured without the data path.
 
 :class:`RandomClipDataModule` (``data=random``) serves batches of the configured clip shape made
-once at set-up (standard-normal values, as normalized pixels are, and random labels); every
+once at set-up (random uint8 pixels, as the video loaders hand over, and random labels); every
 training batch is one of a few such batches, so loading costs nothing but the copy to the
 device. Used by ``benchmarks/fsdp_vs_ddp.py`` and for timing ``train.py``'s loop against the
 bare model step; nothing learns from it.
@@ -15,11 +15,13 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from videomae.data.device import FinishOnDevice
+
 __all__ = ["RandomClipDataModule"]
 
 
-class RandomClipDataModule(L.LightningDataModule):
-    """Batches of random clips ``{"video": (B, 3, T, H, W) float, "label": (B,), "index": (B,)}``.
+class RandomClipDataModule(FinishOnDevice, L.LightningDataModule):
+    """Batches of random clips ``{"video": (B, 3, T, H, W) uint8, "label": (B,), "index": (B,)}``.
 
     Args:
         num_frames, img_size: the clip shape.
@@ -76,7 +78,9 @@ class RandomClipDataModule(L.LightningDataModule):
         pin = self.pin_memory and torch.cuda.is_available()
         for b in range(self.distinct_batches):
             batch = {
-                "video": torch.randn(self.batch_size, *self.shape, generator=generator),
+                "video": torch.randint(
+                    0, 256, (self.batch_size, *self.shape), generator=generator, dtype=torch.uint8
+                ),
                 "label": torch.randint(self.num_classes, (self.batch_size,), generator=generator),
                 "index": torch.arange(b * self.batch_size, (b + 1) * self.batch_size),
             }

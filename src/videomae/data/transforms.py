@@ -2,17 +2,20 @@
 
 A decoded clip is uint8 ``(T, H, W, C)``. The training transform picks one crop window with the
 official VideoMAE ``GroupMultiScaleCrop`` rule, cuts it from every frame (a view, no copy), resizes
-the whole clip with one ``F.interpolate`` call, optionally flips it, and normalizes it to float32
+the whole clip with one ``F.interpolate`` call, optionally flips it, and hands it over as uint8
 ``(C, T, H, W)``. Cropping before resizing means only the pixels that are kept are interpolated.
+Nothing here converts to float: normalization (and random erasing, whose boxes are drawn here)
+runs on the device after the copy (:mod:`videomae.data.device`).
 
 Resizing is bilinear with ``align_corners=False`` and antialiased by default, like the PIL
 bilinear resize of the official code (``antialias=False`` is available; on uint8 clips it is not
 faster). uint8 clips are resized in uint8 (PyTorch's fast uint8 kernel, within one grey level of
-the float32 result), float clips in float32; normalization is always done in float32.
+the float32 result), float clips in float32.
 
 Fine-tuning (:class:`FinetuneTransform`) follows the official VideoMAE recipe: random resized
 crop, RandAugment (timm's ``rand-m7-n4-mstd0.5-inc1``, the same ops and parameters on every
-frame), horizontal flip, normalize, random erasing (one box on every frame). Test time
+frame), horizontal flip, random erasing (one box on every frame, drawn here, applied after the
+device normalizes). Test time
 (:class:`TestTransform`) takes temporal views x spatial crops (:func:`spatial_crops`, the
 official short-side resize and evenly spaced crops along the long side).
 
@@ -32,7 +35,8 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
+from videomae.constants import IMAGENET_MEAN
+from videomae.data.device import ERASE_FIELDS, ERASE_MODES, erase_boxes
 
 __all__ = [
     "DEFAULT_FILL",
@@ -49,7 +53,6 @@ __all__ = [
     "TestTransform",
     "apply_rand_augment_op",
     "center_crop_resize",
-    "normalize",
     "rand_augment_arg",
     "spatial_crops",
 ]
@@ -199,41 +202,6 @@ def center_crop_resize(clip: torch.Tensor, size: int, antialias: bool = True) ->
     return _resize(clip[..., top : top + side, left : left + side], size, antialias)
 
 
-def normalize(
-    clip: torch.Tensor,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-) -> torch.Tensor:
-    """Scale to [0, 1], subtract ``mean``, divide by ``std`` (per channel) and move time inside.
-
-    Args:
-        clip: ``(T, C, H, W)`` with values in 0..255 (uint8, or float on the same scale).
-        mean: per-channel mean in [0, 1] units.
-        std: per-channel standard deviation in [0, 1] units.
-
-    Returns:
-        float32 ``(C, T, H, W)``, contiguous, a new tensor (the input is not modified).
-    """
-    if clip.ndim != 4:
-        raise ValueError(f"expected a clip (T, C, H, W), got shape {tuple(clip.shape)}")
-    m, inv = _normalize_constants(mean, std, clip.shape[1])
-    x = clip.permute(1, 0, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)
-    return torch.sub(x, m.to(x.device)).mul_(inv.to(x.device))
-
-
-def _normalize_constants(
-    mean: Sequence[float], std: Sequence[float], channels: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``255 * mean`` and ``1 / (255 * std)`` as float32 ``(C, 1, 1, 1)`` tensors."""
-    if len(mean) != channels or len(std) != channels:
-        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels} channels")
-    if any(v <= 0 for v in std):
-        raise ValueError(f"std values must be > 0, got {tuple(std)}")
-    m = torch.tensor([255.0 * v for v in mean], dtype=torch.float32).view(-1, 1, 1, 1)
-    inv = torch.tensor([1.0 / (255.0 * v) for v in std], dtype=torch.float32).view(-1, 1, 1, 1)
-    return m, inv
-
-
 def _frames_to_tchw(frames: torch.Tensor) -> torch.Tensor:
     """Decoder output uint8 ``(T, H, W, C)`` -> ``(T, C, H, W)`` view (no copy)."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -241,12 +209,17 @@ def _frames_to_tchw(frames: torch.Tensor) -> torch.Tensor:
     return frames.permute(0, 3, 1, 2)
 
 
-class PretrainTransform:
-    """Training augmentation: multi-scale crop, optional horizontal flip, normalize.
+def _to_ctchw(clip: torch.Tensor) -> torch.Tensor:
+    """``(T, C, H, W)`` -> contiguous ``(C, T, H, W)`` (the layout the batch carries)."""
+    return clip.permute(1, 0, 2, 3).contiguous()
 
-    Maps uint8 ``(T, H, W, C)`` to float32 ``(C, T, img_size, img_size)``, normalized with
-    ``mean``/``std``. The flip (probability 0.5, the whole clip) is off for data sets whose
-    classes depend on left and right, such as Something-Something V2.
+
+class PretrainTransform:
+    """Training augmentation: multi-scale crop, optional horizontal flip.
+
+    Maps uint8 ``(T, H, W, C)`` to uint8 ``(C, T, img_size, img_size)`` (normalized on the
+    device). The flip (probability 0.5, the whole clip) is off for data sets whose classes depend
+    on left and right, such as Something-Something V2.
     """
 
     def __init__(
@@ -254,51 +227,39 @@ class PretrainTransform:
         img_size: int,
         scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
         flip: bool = False,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
         antialias: bool = True,
     ) -> None:
         self.crop = MultiScaleCrop(img_size, scales, antialias=antialias)
         self.flip = bool(flip)
-        self.mean = tuple(mean)
-        self.std = tuple(std)
 
     def __call__(
         self, frames: torch.Tensor, rng: np.random.Generator | None = None
     ) -> torch.Tensor:
-        """uint8 ``(T, H, W, C)`` -> normalized float32 ``(C, T, img_size, img_size)``."""
+        """uint8 ``(T, H, W, C)`` -> uint8 ``(C, T, img_size, img_size)``."""
         rng = np.random.default_rng() if rng is None else rng
         clip = self.crop(_frames_to_tchw(frames), rng)
         if self.flip and rng.random() < 0.5:
             clip = clip.flip(-1)
-        return normalize(clip, self.mean, self.std)
+        return _to_ctchw(clip)
 
 
 class EvalTransform:
-    """Validation transform: short-side resize to ``img_size``, center crop, normalize.
+    """Validation transform: short-side resize to ``img_size``, center crop.
 
-    Maps uint8 ``(T, H, W, C)`` to float32 ``(C, T, img_size, img_size)``; deterministic (the
+    Maps uint8 ``(T, H, W, C)`` to uint8 ``(C, T, img_size, img_size)``; deterministic (the
     ``rng`` argument is accepted for a common signature and ignored). It is the one view of a
     one-crop :class:`TestTransform`, so validation sees exactly test's first view.
     """
 
-    def __init__(
-        self,
-        img_size: int,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        antialias: bool = True,
-    ) -> None:
-        self._views = TestTransform(img_size, 1, mean, std, antialias)
+    def __init__(self, img_size: int, antialias: bool = True) -> None:
+        self._views = TestTransform(img_size, 1, antialias)
         self.img_size = self._views.img_size
-        self.mean = self._views.mean
-        self.std = self._views.std
         self.antialias = self._views.antialias
 
     def __call__(
         self, frames: torch.Tensor, rng: np.random.Generator | None = None
     ) -> torch.Tensor:
-        """uint8 ``(T, H, W, C)`` -> normalized float32 ``(C, T, img_size, img_size)``."""
+        """uint8 ``(T, H, W, C)`` -> uint8 ``(C, T, img_size, img_size)``."""
         if frames.ndim != 4:
             raise ValueError(
                 f"expected decoded frames (T, H, W, 3), got shape {tuple(frames.shape)}"
@@ -721,13 +682,18 @@ class ClipRandAugment:
 class RandomErasing:
     """Random erasing (timm's rule) with one box for the whole clip, on a normalized clip.
 
+    The box is drawn where the clip is augmented (:meth:`params`, in a data worker) and applied
+    after normalization, on the device (:func:`videomae.data.device.erase_boxes`, which
+    :meth:`__call__` also uses).
+
     With probability ``probability``, up to 10 times: draw an area fraction uniformly from
     ``[min_area, max_area]`` and an aspect ratio (height / width) log-uniformly from
     ``[min_aspect, max_aspect]``, round the sides and accept the box if it is non-empty and
     strictly smaller than the frame; its corner is uniform. The box is erased on every frame
     (the official VideoMAE code's "cube" erasing): ``pixel`` mode fills it with per-pixel
     standard normal noise (drawn independently per frame, as the official code does), ``rand``
-    with one normal colour per channel, ``const`` with zeros (the normalized mean).
+    with one normal colour per channel, ``const`` with zeros (the normalized mean); the noise
+    comes from a torch generator on the clip's device seeded with a number drawn from ``rng``.
 
     Args:
         probability: chance that a clip is erased.
@@ -738,7 +704,7 @@ class RandomErasing:
         max_aspect: largest aspect ratio.
     """
 
-    MODES = ("pixel", "rand", "const")
+    MODES = ERASE_MODES
 
     def __init__(
         self,
@@ -788,6 +754,16 @@ class RandomErasing:
                 return top, left, h, w
         return None
 
+    def params(self, height: int, width: int, rng: np.random.Generator) -> torch.Tensor:
+        """One clip's ``erase`` row (:data:`videomae.data.device.ERASE_FIELDS`): its box, the
+        seed of its noise and the fill mode; height 0 when the clip is not erased."""
+        box = self.sample(height, width, rng)
+        top, left, h, w = box if box is not None else (0, 0, 0, 0)
+        seed = int(rng.integers(0, 2**62)) if box is not None else 0
+        row = [top, left, h, w, seed, self.MODES.index(self.mode)]
+        assert len(row) == len(ERASE_FIELDS)
+        return torch.tensor(row, dtype=torch.int64)
+
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
         """Erase one box on every frame of a normalized float ``(C, T, H, W)`` clip, in place.
 
@@ -799,30 +775,20 @@ class RandomErasing:
                 f"shape {tuple(clip.shape)}"
             )
         rng = np.random.default_rng() if rng is None else rng
-        channels, frames, height, width = clip.shape
-        box = self.sample(height, width, rng)
-        if box is None:
-            return clip
-        top, left, h, w = box
-        region = clip[:, :, top : top + h, left : left + w]
-        if self.mode == "pixel":
-            noise = rng.standard_normal((channels, frames, h, w), dtype=np.float32)
-            region.copy_(torch.from_numpy(noise))
-        elif self.mode == "rand":
-            colour = rng.standard_normal((channels, 1, 1, 1), dtype=np.float32)
-            region.copy_(torch.from_numpy(colour).expand_as(region))
-        else:
-            region.zero_()
+        row = self.params(clip.shape[-2], clip.shape[-1], rng)
+        erase_boxes(clip.unsqueeze(0), row.unsqueeze(0))
         return clip
 
 
 class FinetuneTransform:
     """Fine-tuning augmentation of the official VideoMAE recipe, on whole clips.
 
-    uint8 ``(T, H, W, C)`` -> float32 ``(C, T, img_size, img_size)``: random resized crop
-    (one window per clip) -> RandAugment (same ops and parameters on every frame) -> horizontal
-    flip with probability 0.5 (``flip=False`` for Something-Something, where left and right are
-    part of the label) -> normalize -> random erasing (one box on every frame).
+    uint8 ``(T, H, W, C)`` -> ``{"video": uint8 (C, T, img_size, img_size), "erase": int64
+    row}``: random resized crop (one window per clip) -> RandAugment (same ops and parameters on
+    every frame) -> horizontal flip with probability 0.5 (``flip=False`` for Something-Something,
+    where left and right are part of the label); then, on the device, normalize -> random
+    erasing (one box on every frame, drawn here: the ``erase`` row, see
+    :mod:`videomae.data.device`).
 
     Order: the official code runs RandAugment on the full decoded frames and crops afterwards;
     here the crop comes first, so RandAugment (and the uint8 resize before it) touches only
@@ -841,9 +807,7 @@ class FinetuneTransform:
         ratio: random resized crop aspect ratio range.
         flip: random horizontal flip.
         rand_augment: timm RandAugment config string, or ``None`` to skip RandAugment.
-        reprob: random erasing probability (0 turns it off).
-        mean: per-channel mean in [0, 1] units.
-        std: per-channel standard deviation in [0, 1] units.
+        reprob: random erasing probability (0 turns it off: every clip's row says "none").
         antialias: antialiased bilinear resize.
         remode: random erasing mode (``pixel``, ``rand``, ``const``).
     """
@@ -856,26 +820,23 @@ class FinetuneTransform:
         flip: bool = True,
         rand_augment: str | None = "rand-m7-n4-mstd0.5-inc1",
         reprob: float = 0.25,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
         antialias: bool = True,
         remode: str = "pixel",
     ) -> None:
         if img_size < 1:
             raise ValueError(f"img_size must be >= 1, got {img_size}")
+        self.img_size = int(img_size)
         self.crop = RandomResizedCrop(img_size, scale, ratio, antialias=antialias)
         self.flip = bool(flip)
-        self.mean = tuple(mean)
-        self.std = tuple(std)
-        _normalize_constants(self.mean, self.std, len(self.mean))  # validate now
-        fill = tuple(min(255, round(255 * v)) for v in self.mean)
+        fill = tuple(min(255, round(255 * v)) for v in IMAGENET_MEAN)
         self.rand_augment = ClipRandAugment(rand_augment, fill) if rand_augment else None
         self.erasing = RandomErasing(reprob, mode=remode) if reprob > 0 else None
 
     def __call__(
         self, frames: torch.Tensor, rng: np.random.Generator | None = None
-    ) -> torch.Tensor:
-        """uint8 ``(T, H, W, C)`` -> augmented, normalized float32 ``(C, T, size, size)``."""
+    ) -> dict[str, torch.Tensor]:
+        """uint8 ``(T, H, W, C)`` -> ``{"video": uint8 (C, T, size, size), "erase": int64
+        (6,)}``."""
         rng = np.random.default_rng() if rng is None else rng
         if frames.dtype != torch.uint8:
             raise ValueError(f"expected uint8 frames (T, H, W, C), got {frames.dtype}")
@@ -884,10 +845,11 @@ class FinetuneTransform:
             clip = self.rand_augment(clip, rng)
         if self.flip and rng.random() < 0.5:
             clip = clip.flip(-1)
-        out = normalize(clip, self.mean, self.std)
         if self.erasing is not None:
-            out = self.erasing(out, rng)
-        return out
+            erase = self.erasing.params(self.img_size, self.img_size, rng)
+        else:
+            erase = torch.zeros(len(ERASE_FIELDS), dtype=torch.int64)
+        return {"video": _to_ctchw(clip), "erase": erase}
 
 
 # ------------------------------------------------------------------------------- test views
@@ -939,13 +901,13 @@ def spatial_crops(
 
 
 class TestTransform:
-    """Multi-view test transform: temporal views x spatial crops, normalized.
+    """Multi-view test transform: temporal views x spatial crops.
 
     Maps uint8 frames ``(V_t, T, H, W, C)`` (``V_t`` temporal views, stacked) or ``(T, H, W, C)``
-    (one temporal view) to float32 ``(V_t * num_crops, C, T, img_size, img_size)`` in
+    (one temporal view) to uint8 ``(V_t * num_crops, C, T, img_size, img_size)`` in
     temporal-major order (view ``v = t * num_crops + c``), each view cropped by
-    :func:`spatial_crops` and normalized. Deterministic; ``rng`` is accepted for a common
-    signature and ignored. With one view this is :class:`EvalTransform`.
+    :func:`spatial_crops` (normalized on the device). Deterministic; ``rng`` is accepted for a
+    common signature and ignored. With one view this is :class:`EvalTransform`.
     """
 
     __test__ = False  # not a pytest test class despite the name
@@ -954,8 +916,6 @@ class TestTransform:
         self,
         img_size: int,
         num_crops: int = 1,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
         antialias: bool = True,
     ) -> None:
         if img_size < 1:
@@ -964,14 +924,12 @@ class TestTransform:
             raise ValueError(f"num_crops must be >= 1, got {num_crops}")
         self.img_size = int(img_size)
         self.num_crops = int(num_crops)
-        self.mean = tuple(mean)
-        self.std = tuple(std)
         self.antialias = bool(antialias)
 
     def __call__(
         self, frames: torch.Tensor, rng: np.random.Generator | None = None
     ) -> torch.Tensor:
-        """uint8 ``([V_t,] T, H, W, C)`` -> float32 ``(V_t * num_crops, C, T, size, size)``."""
+        """uint8 ``([V_t,] T, H, W, C)`` -> uint8 ``(V_t * num_crops, C, T, size, size)``."""
         if frames.ndim == 4:
             frames = frames.unsqueeze(0)
         if frames.ndim != 5 or frames.shape[-1] != 3:
@@ -986,7 +944,5 @@ class TestTransform:
         size = self.img_size
         crops = crops.reshape(self.num_crops, views, length, 3, size, size)
         # (crop, view, T, C, H, W) -> (view, crop, C, T, H, W), temporal-major
-        x = crops.permute(1, 0, 3, 2, 4, 5).to(torch.float32, memory_format=torch.contiguous_format)
-        m, inv = _normalize_constants(self.mean, self.std, 3)
-        x = x.sub_(m.to(x.device)).mul_(inv.to(x.device))
+        x = crops.permute(1, 0, 3, 2, 4, 5).contiguous()
         return x.view(views * self.num_crops, 3, length, size, size)

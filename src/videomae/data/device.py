@@ -1,0 +1,115 @@
+"""The part of the data path that runs on the device, after the uint8 batch is copied there.
+
+Workers hand over uint8 clips ``(..., C, T, H, W)`` (a quarter of float32's bytes through the
+worker queues, pinned memory and the bus). :func:`finish_batch` turns them into the normalized
+float32 the networks take and applies fine-tuning's random erasing, whose boxes the workers drew
+(``erase``: one row per clip, :data:`ERASE_FIELDS`). It runs in the data modules'
+``on_after_batch_transfer`` (:class:`FinishOnDevice`), in ``videomae-predict`` and
+``videomae-extract`` and for the reconstruction pictures. A float ``video`` is taken as already
+normalized and left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping, Sequence
+from typing import Any
+
+import torch
+
+from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = [
+    "ERASE_FIELDS",
+    "ERASE_MODES",
+    "FinishOnDevice",
+    "erase_boxes",
+    "finish_batch",
+    "host_batch",
+    "normalize_video",
+]
+
+ERASE_FIELDS = ("top", "left", "height", "width", "seed", "mode")
+"""Columns of a batch's ``erase`` rows (int64); ``height == 0``: the clip is not erased."""
+ERASE_MODES = ("pixel", "rand", "const")
+"""Random erasing fills (``mode`` column = index): per-pixel normal noise, one normal colour per
+channel, zeros (the normalized mean)."""
+
+
+def normalize_video(
+    video: torch.Tensor,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """uint8 (or 0..255 float) clips ``(..., C, T, H, W)`` -> float32 ``(x / 255 - mean) / std``
+    per channel, computed as ``(x - 255 mean) * (1 / (255 std))`` on ``video``'s device."""
+    if video.ndim < 4:
+        raise ValueError(f"expected clips (..., C, T, H, W), got shape {tuple(video.shape)}")
+    channels = video.shape[-4]
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels} channels")
+    shape = (channels, 1, 1, 1)
+    shift = torch.tensor([255.0 * m for m in mean], device=video.device).view(shape)
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=video.device).view(shape)
+    x = video.to(torch.float32, memory_format=torch.contiguous_format)
+    return x.sub_(shift).mul_(scale) if x is not video else (x - shift).mul_(scale)
+
+
+def erase_boxes(video: torch.Tensor, erase: torch.Tensor | Sequence[Sequence[int]]) -> torch.Tensor:
+    """Random erasing of normalized clips ``(B, C, T, H, W)``, in place: clip ``i``'s box
+    ``erase[i]`` (:data:`ERASE_FIELDS`) on every frame, filled as its ``mode`` says; the noise
+    comes from a generator on ``video``'s device seeded with the row's ``seed``. ``erase`` is an
+    int64 tensor or the same rows as lists (kept on the host: :func:`host_batch`)."""
+    rows = erase.tolist() if isinstance(erase, torch.Tensor) else [list(r) for r in erase]
+    if len(rows) != video.shape[0] or any(len(r) != len(ERASE_FIELDS) for r in rows):
+        raise ValueError(f"erase must hold {video.shape[0]} rows of {len(ERASE_FIELDS)} numbers")
+    channels, frames = video.shape[1:3]
+    for i, (top, left, h, w, seed, mode) in enumerate(rows):
+        if h <= 0 or w <= 0:
+            continue
+        region = video[i, :, :, top : top + h, left : left + w]
+        if ERASE_MODES[mode] == "const":
+            region.zero_()
+            continue
+        generator = torch.Generator(device=video.device).manual_seed(int(seed))
+        shape = (channels, frames, h, w) if ERASE_MODES[mode] == "pixel" else (channels, 1, 1, 1)
+        noise = torch.randn(shape, generator=generator, device=video.device, dtype=video.dtype)
+        region.copy_(noise.expand_as(region))
+    return video
+
+
+def host_batch(batch: Any) -> Any:
+    """Before the copy to the device: a batch's ``erase`` rows become Python lists, so that
+    they stay on the host (reading them on the device would stall it)."""
+    if isinstance(batch, MutableMapping) and isinstance(batch.get("erase"), torch.Tensor):
+        batch["erase"] = batch["erase"].tolist()
+    return batch
+
+
+def finish_batch(batch: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Normalize a batch's uint8 ``video`` (and apply its ``erase`` rows) on its device; the
+    same batch is returned (``erase`` removed). Other batches pass through unchanged."""
+    if not isinstance(batch, MutableMapping) or not isinstance(batch.get("video"), torch.Tensor):
+        return batch
+    video = batch["video"]
+    if video.is_floating_point():
+        return batch
+    video = normalize_video(video)
+    erase = batch.pop("erase", None)
+    if erase is not None:
+        erase_boxes(video, erase)
+    batch["video"] = video
+    return batch
+
+
+class FinishOnDevice:
+    """Data-module hooks around the copy of a batch to the device: the ``erase`` rows stay on
+    the host (:func:`host_batch`), then the uint8 ``video`` is normalized and erased there
+    (:func:`finish_batch`). Mixed into the data modules, first in their bases."""
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """The ``erase`` rows as lists (not copied to the device)."""
+        return host_batch(batch)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 ``video`` -> normalized float32, random erasing applied."""
+        return finish_batch(batch)
