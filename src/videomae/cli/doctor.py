@@ -216,39 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pool_context():
-    """A multiprocessing context whose workers start clean: a process that has run decoders or
-    torch holds threads, and a plain ``fork`` of it can deadlock. ``forkserver`` forks the
-    workers from a fresh server process that has imported the decoders once."""
-    import multiprocessing
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["videomae.data.decoding"])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
 def _run_checks(tasks: list[tuple], workers: int) -> list[EntryReport]:
     """Check every task (in a process pool when ``workers > 1``) with a progress bar."""
-    from tqdm import tqdm
+    from videomae.cli.pool import map_with_progress
 
-    bar = tqdm(total=len(tasks), desc="checking", unit="video", file=sys.stderr, leave=False)
-    reports: list[EntryReport] = []
-    try:
-        if workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                reports.append(check_entry(task))
-                bar.update()
-        else:
-            chunk = max(1, min(64, len(tasks) // (workers * 8)))
-            with _pool_context().Pool(workers) as pool:
-                for report in pool.imap(check_entry, tasks, chunksize=chunk):
-                    reports.append(report)
-                    bar.update()
-    finally:
-        bar.close()
-    return reports
+    return list(map_with_progress(check_entry, tasks, workers, desc="checking"))
 
 
 def _stats(values: Sequence[float]) -> dict[str, float] | None:
