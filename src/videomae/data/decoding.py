@@ -637,7 +637,8 @@ def read_frames(
             pixels, keeping the aspect ratio (``None``: original size). decord scales inside
             FFmpeg (bicubic) at the size computed from the container header; PyAV likewise;
             frame folders are resized after decoding (bilinear, antialiased).
-        backend: ``auto`` (decord, PyAV when decord fails on the file), ``decord`` or ``pyav``.
+        backend: ``auto`` (decord, PyAV when decord fails on the file; PyAV for AVI files,
+            where decord 0.6 returns a wrong frame now and then), ``decord`` or ``pyav``.
         start: first frame of the range: a frame number for frame folders (see the module
             docstring), a frame position for video files (``0``: the beginning).
         total: frames in the range (``None``: to the end).
@@ -658,6 +659,8 @@ def read_frames(
     file = _check_file(path)
     decord_error: _DecordError | None = None
     plan: list = []
+    if backend == "auto" and _container_kind(file) == "AVI":
+        backend = "pyav"  # decord returns wrong frames from AVIs with packed B-frames (UCF101)
     if backend in ("auto", "decord"):
         try:
             return _read_decord(file, sampler, num_threads, short_side, start, total, plan)
