@@ -88,10 +88,11 @@ def output_path(source: Path, root: Path, out: Path, options: TranscodeOptions) 
     """Where the copy of ``source`` goes: its path relative to ``root`` under ``out``, with the
     ``.mp4`` suffix (h264) or without a suffix (a folder of frames). A source outside ``root``
     goes under ``out/_external/`` with its absolute path's parts."""
-    try:
-        rel = source.resolve().relative_to(root.resolve())
+    source_abs, root_abs = Path(os.path.abspath(source)), Path(os.path.abspath(root))
+    try:  # the path as listed (a symbolic link keeps its own name and place)
+        rel = source_abs.relative_to(root_abs)
     except ValueError:
-        rel = Path("_external", *source.resolve().parts[1:])
+        rel = Path("_external", *source_abs.parts[1:])
     return out / (rel.with_suffix(".mp4") if options.format == "h264" else rel.with_suffix(""))
 
 
