@@ -252,8 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tasks, targets = [], {}
     for record in records:
-        if record.path.is_dir():
-            continue  # frame folders stay where they are
+        if record.path.is_dir() or str(record.path) in targets:
+            continue  # frame folders stay where they are; a repeated entry is copied once
         target = output_path(record.path, root, out, options)
         targets[str(record.path)] = target
         tasks.append((str(record.path), str(target), options))
