@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTION = "## ViT-L pretraining: DDP vs FSDP"
+SECTION = "ViT-L pretraining: DDP vs FSDP"
 
 
 DRY_RUN = ["backbone=tiny", "data.num_frames=8", "data.img_size=64", "trainer.precision=32-true"]
@@ -90,7 +90,7 @@ def main() -> None:
             results[strategy] = run(strategy, args, Path(tmp) / strategy)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     lines = [
-        SECTION,
+        f"## {SECTION}",
         "",
         f"{args.devices} x {device}, ViT-L (K400 recipe: 16x224x224, tube 0.9, bf16), "
         f"batch {args.batch} per GPU, {args.steps} steps (`python benchmarks/fsdp_vs_ddp.py`). "
@@ -109,15 +109,10 @@ def main() -> None:
     table = "\n".join(lines) + "\n"
     print(table)
     if not args.no_write:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text() if path.exists() else ""
-        if SECTION in text:  # replace the old section (up to the next one)
-            start = text.index(SECTION)
-            end = text.find("\n## ", start + len(SECTION))
-            text = text[:start] + table + (text[end + 1 :] if end != -1 else "")
-        else:
-            text = text.rstrip() + "\n\n" + table
-        path.write_text(text)
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from model_throughput import write_benchmarks_md
+
+        write_benchmarks_md(SECTION, table)
 
 
 if __name__ == "__main__":

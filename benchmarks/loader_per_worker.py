@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-SECTION = "## One loader worker: this checkout against a baseline"
+SECTION = "One loader worker: this checkout against a baseline"
 
 MEASURE = r"""
 import json, sys, time
@@ -81,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, generate
+    from model_throughput import commit, machine, write_benchmarks_md
 
     from videomae.cli.transcode import main as transcode
 
@@ -109,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     mean = {name: {k: statistics.mean(r[k] for r in rs) for k in keys} for name, rs in runs.items()}
     ref = mean[settings[0][0]]["pretrain 1"]
     lines = [
-        SECTION,
+        f"## {SECTION}",
         "",
         f"`python benchmarks/loader_per_worker.py"
         f"{' --baseline-src <old>/src' if args.baseline_src else ''}"
-        f"{' --fast' if args.fast else ''}` at {_commit()} on "
-        f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores), "
+        f"{' --fast' if args.fast else ''}` at {commit()} on "
+        f"{machine()}, "
         f"{time.strftime('%Y-%m-%d')}. One process, one torch thread, one decoder thread; "
         f"{len(sources)} Kinetics-like files (340x256 H.264, 300 frames, key frame every 250); "
         "clips of 16 frames every 4 at 224 px; clips/s (mean of "
@@ -135,22 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines) + "\n"
     print(table)
     if args.write:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text()
-        if SECTION in text:
-            start = text.index(SECTION)
-            end = text.find("\n## ", start + len(SECTION))
-            text = text[:start] + table + (text[end + 1 :] if end != -1 else "")
-        else:
-            text = text.rstrip() + "\n\n" + table
-        path.write_text(text)
+        write_benchmarks_md(SECTION, table)
     return 0
-
-
-def _commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True)  # fmt: skip
-    return result.stdout.strip() or "?"
 
 
 if __name__ == "__main__":

@@ -238,6 +238,14 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace, device_name: str
     return "\n".join(lines)
 
 
+def commit() -> str:
+    """The checkout's short commit hash ("?" outside git)."""
+    result = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    return result.stdout.strip() or "?"
+
+
 def write_benchmarks_md(section: str, body: str) -> None:
     """Replace (or add) ``## section`` in BENCHMARKS.md with ``body``."""
     path = ROOT / "BENCHMARKS.md"
@@ -297,17 +305,15 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows, args, device_name)
     print(text)
     if not args.no_write:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
         section = args.section or f"Model throughput ({args.device}, {args.precision})"
         body = (
             f"## {section}\n\n"
-            f"`python benchmarks/model_throughput.py {' '.join(argv or sys.argv[1:])}` at {commit}"
-            f" on {machine()}. One step = forward + backward + AdamW, {args.num_frames} x "
-            f"{args.img_size} x {args.img_size}, tube masking {args.ratio}, same inputs for every "
-            f"variant, {args.steps} timed steps after {args.warmup} warm-up; each variant in its "
-            "own process. Ratios are clips/s against the named variant in the same run.\n\n"
+            f"`python benchmarks/model_throughput.py {' '.join(argv or sys.argv[1:])}` at "
+            f"{commit()} on {machine()}. One step = forward + backward + AdamW, "
+            f"{args.num_frames} x {args.img_size} x {args.img_size}, tube masking {args.ratio}, "
+            f"same inputs for every variant, {args.steps} timed steps after {args.warmup} "
+            "warm-up; each variant in its own process. Ratios are clips/s against the named "
+            "variant in the same run.\n\n"
             f"{text}\n"
         )
         write_benchmarks_md(section, body)

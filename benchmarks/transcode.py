@@ -14,8 +14,6 @@ decode plus the pretraining transform (uint8 crop and resize to 224). Prints one
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,13 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, generate  # noqa: E402
+from model_throughput import commit, machine, write_benchmarks_md  # noqa: E402
 
 from videomae.cli.transcode import TranscodeOptions, output_path, transcode_one  # noqa: E402
 from videomae.data.decoding import read_frames  # noqa: E402
 from videomae.data.sampling import dense_indices  # noqa: E402
 from videomae.data.transforms import PretrainTransform  # noqa: E402
 
-SECTION = "## Transcoded copies (videomae-transcode)"
+SECTION = "Transcoded copies (videomae-transcode)"
 FORMS: dict[str, TranscodeOptions | None] = {
     "original (g250)": None,
     "h264, 256 px, keyint 16": TranscodeOptions("h264", 256, 16),
@@ -100,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         base = decode["original (g250)"]
         source_bytes = sum(disk_bytes(p) for p in sources)
         lines = [
-            SECTION,
+            f"## {SECTION}",
             "",
             f"`python benchmarks/transcode.py --files {args.files} --clips {args.clips}` at "
-            f"{_commit()} on {platform.processor() or platform.machine()}, "
-            f"{torch.get_num_threads()} torch thread, one decoder thread; torch "
-            f"{torch.__version__}; {time.strftime('%Y-%m-%d')}. {len(sources)} Kinetics-like files "
+            f"{commit()} on {machine()}, "
+            f"{torch.get_num_threads()} torch thread, one decoder thread; "
+            f"{time.strftime('%Y-%m-%d')}. {len(sources)} Kinetics-like files "
             "(340x256 H.264, 300 frames, 30 fps, key frame every 250). A clip = 16 frames every "
             "4 at a random place (the same clips for every form); clips/s of one process.",
             "",
@@ -123,23 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines) + "\n"
     print(table)
     if args.write:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text()
-        if SECTION in text:
-            start = text.index(SECTION)
-            end = text.find("\n## ", start + len(SECTION))
-            text = text[:start] + table + (text[end + 1 :] if end != -1 else "")
-        else:
-            text = text.rstrip() + "\n\n" + table
-        path.write_text(text)
+        write_benchmarks_md(SECTION, table)
     return 0
-
-
-def _commit() -> str:
-    result = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    )
-    return result.stdout.strip() or "?"
 
 
 if __name__ == "__main__":

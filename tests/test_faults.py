@@ -19,6 +19,7 @@ import torch
 import torch.distributed.checkpoint as dcp
 from torch.utils.data import DataLoader
 
+from test_callbacks import TINY
 from videomae.callbacks.checkpoint import PARTIAL, swap_into_place
 from videomae.callbacks.nonfinite import NonFiniteGuard, NonFiniteLossError
 from videomae.callbacks.resume import find_last_checkpoint, resolve_ckpt_path
@@ -27,19 +28,6 @@ from videomae.cli.convert import main as convert_main
 from videomae.models.masking import TubeMasking
 from videomae.models.pretrain import VideoMAEPretrain
 from videomae.modules.pretrain import PretrainModule
-
-TINY = dict(
-    img_size=32,
-    patch_size=8,
-    num_frames=4,
-    tubelet_size=2,
-    embed_dim=32,
-    depth=2,
-    num_heads=2,
-    decoder_embed_dim=16,
-    decoder_depth=1,
-    decoder_num_heads=2,
-)
 
 
 def write_sharded(path: Path, net: VideoMAEPretrain, step: int = 7) -> Path:
