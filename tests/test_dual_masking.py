@@ -366,7 +366,7 @@ def test_training_step_with_dual_masking(
     with caplog.at_level("INFO", logger="videomae.modules.pretrain"):
         trainer.fit(module, datamodule=_TinyData())
     assert "dual masking: the decoder reconstructs 32 of 64 tokens" in caplog.text
-    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    assert torch.isfinite(trainer.callback_metrics["train/loss_step"])
     assert torch.isfinite(trainer.callback_metrics["val/loss"])
     after = module.net.state_dict()
     assert not torch.equal(before["mask_token"], after["mask_token"])

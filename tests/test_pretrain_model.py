@@ -6,13 +6,20 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hf_utils import hf_to_official
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 from videomae.models.masking import TubeMasking
 from videomae.models.pretrain import VideoMAEPretrain
 from videomae.models.registry import SIZES, BackboneSize, create_pretrain, get_size
-from videomae.models.vit import Attention, Block, VisionTransformerEncoder, sinusoid_table
+from videomae.models.vit import (
+    Attention,
+    Block,
+    PatchEmbed,
+    VisionTransformerEncoder,
+    sinusoid_table,
+)
 
 SMALL = {
     "img_size": 32,
@@ -390,3 +397,27 @@ def test_matches_hf_transformers_videomae_for_pretraining() -> None:
     assert pred.shape == hf_out.logits.shape
     assert (pred - hf_out.logits).abs().max().item() <= 1e-5
     assert abs(loss.item() - hf_out.loss.item()) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("img_size", "patch", "frames", "tubelet"), [(32, 8, 4, 2), ((16, 24), 8, 6, 3), (16, 16, 2, 1)]
+)
+def test_patch_embed_matrix_product_equals_conv3d(img_size, patch, frames, tubelet) -> None:
+    """The tubelet embedding is a matrix product over flattened tubelets: Conv3d's numbers (fp32,
+    1e-6), forward and weight gradients, with the same parameter names and shapes."""
+
+    torch.manual_seed(0)
+    embed = PatchEmbed(img_size, patch, frames, tubelet, in_chans=3, embed_dim=24)
+    assert embed.proj.weight.shape == (24, 3, tubelet, patch, patch)
+    assert sorted(name for name, _ in embed.named_parameters()) == ["proj.bias", "proj.weight"]
+    h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+    video = torch.randn(2, 3, frames, h, w)
+    out = embed(video)
+    ref = F.conv3d(video, embed.proj.weight, embed.proj.bias, stride=embed.proj.stride)
+    ref = ref.flatten(2).transpose(1, 2)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
+    grad = torch.randn_like(out)
+    (w1, b1) = torch.autograd.grad(out, (embed.proj.weight, embed.proj.bias), grad)
+    (w2, b2) = torch.autograd.grad(ref, (embed.proj.weight, embed.proj.bias), grad)
+    torch.testing.assert_close(w1, w2, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b1, b2, atol=1e-5, rtol=1e-5)

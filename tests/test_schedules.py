@@ -137,3 +137,21 @@ def test_warmup_longer_than_an_epoch_bounded_run_is_an_error() -> None:
     trainer.max_steps = 500
     with pytest.raises(ValueError, match="must not be longer"):
         _schedule(trainer, warmup_epochs=3)
+
+
+def test_adamw_is_fused_on_cuda_only() -> None:
+    from videomae.modules.schedules import adamw_with_schedule
+
+    trainer = SimpleNamespace(
+        estimated_stepping_batches=10, max_steps=-1, max_epochs=1, num_training_batches=10,
+        accumulate_grad_batches=1,
+    )  # fmt: skip
+    optim = dict(warmup_steps=1)
+    groups = [{"params": [nn.Parameter(torch.zeros(3))]}]
+    kwargs = dict(peak_lr=1.0, global_batch_size=256, trainer=trainer, default_betas=(0.9, 0.95))
+    cpu = adamw_with_schedule(groups, optim, **kwargs)["optimizer"]
+    assert not cpu.defaults["fused"]
+    if torch.cuda.is_available():
+        groups = [{"params": [nn.Parameter(torch.zeros(3, device="cuda"))]}]
+        gpu = adamw_with_schedule(groups, optim, **kwargs)["optimizer"]
+        assert gpu.defaults["fused"]

@@ -145,14 +145,27 @@ class PatchEmbed(nn.Module):
         return math.prod(self.grid_size)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T, H, W)`` -> ``(B, N, D)``; ValueError if the clip shape is not the model's."""
+        """``(B, C, T, H, W)`` -> ``(B, N, D)``; ValueError if the clip shape is not the model's.
+
+        Computed as one matrix product over the flattened tubelets with ``proj``'s weight viewed
+        as ``(D, C t p p)``: the Conv3d's numbers (kernel = stride, no overlap) without its slow
+        implicit-GEMM kernel on GPUs. ``proj`` stays a ``Conv3d`` so checkpoints keep its name
+        and shape.
+        """
         expected = (self.in_chans, self.num_frames, *self.img_size)
         if video.ndim != 5 or tuple(video.shape[1:]) != expected:
             raise ValueError(
                 f"expected a video (B, C, T, H, W) with (C, T, H, W) = {expected}, "
                 f"got {tuple(video.shape)}"
             )
-        return self.proj(video).flatten(2).transpose(1, 2)
+        b, c = video.shape[:2]
+        (nt, nh, nw), t, p = self.grid_size, self.tubelet_size, self.patch_size
+        tubelets = (
+            video.reshape(b, c, nt, t, nh, p, nw, p)
+            .permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T', H', W', C, t, p, p): (t h w) token order
+            .reshape(b, nt * nh * nw, c * t * p * p)
+        )
+        return F.linear(tubelets, self.proj.weight.reshape(self.embed_dim, -1), self.proj.bias)
 
 
 class Mlp(nn.Module):

@@ -434,7 +434,9 @@ class FinetuneModule(L.LightningModule):
             loss = self.train_loss(self.logits(video), target)
         else:
             loss = self.train_loss(self.logits(video), label)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        # the step value is this rank's (no all-reduce every step); the epoch mean is reduced
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True)
         # the last group is the head's (lr scale 1): the schedule's value
         self.log("lr", self.optimizers().param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss

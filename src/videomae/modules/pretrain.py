@@ -150,7 +150,9 @@ class PretrainModule(L.LightningModule):
                 float((encoder_mask & ~decoder_mask).sum(dim=1).float().mean()),
             )
         loss, _ = self(video, mask)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        # the step value is this rank's (no all-reduce every step); the epoch mean is reduced
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True)
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
