@@ -17,8 +17,9 @@
 #      command again resumes from it and finishes; videomae.models.load reads the sharded file.
 #   3. train.py end to end, ViT-B pretraining (16x224, tube 0.9, bf16, batch 32 clips): on
 #      Kinetics-like files (340x256 H.264, key frame every 250) through a videomae-transcode copy
-#      with num_sample 4 and 15 workers, and on in-memory clips (data=random: the loop without
-#      the data path); clips/s and data-wait fraction after the first third of 300 steps.
+#      with num_sample 4 and 15 workers, the same loader alone (benchmarks/loader_workers.py),
+#      and train.py on in-memory clips (data=random: the loop without the data path); clips/s
+#      and data-wait fraction after the first third of 300 steps.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -145,6 +146,9 @@ $PY train.py "${COMMON[@]}" data=custom "data.root=$WORK/fast" data.train_list=l
   data.val_list=list.csv data.num_classes=1 data.num_sample=4 "${LOAD[@]}" \
   "hydra.run.dir=$WORK/e2e" > "$OUTDIR/e2e_files.log" 2>&1
 note "3. train.py on the transcoded Kinetics-like copy, num_sample 4: exit $?; $(summarize "$WORK/e2e")"
+if (( DRY )); then LW=(--workers 1 --batches 4); else LW=(--workers 15 --batches 40); fi
+$PY benchmarks/loader_workers.py "${LW[@]}" --num-sample 4 --fast > "$OUTDIR/loader.log" 2>&1
+note "   the loader alone: $(grep '^| transcoded' "$OUTDIR/loader.log" | tr -s ' ')"
 $PY train.py "${COMMON[@]}" data=random "data.batch_size=$RANDOM_BATCH" \
   "data.train_batches=$STEPS" "hydra.run.dir=$WORK/e2e_random" > "$OUTDIR/e2e_random.log" 2>&1
 note "   train.py on in-memory clips (data=random): exit $?; $(summarize "$WORK/e2e_random")"
