@@ -10,6 +10,8 @@
 # $OUT when it is set, else to logs/gpu_check/.
 #
 # Steps:
+#   0. benchmarks/model_throughput.py: the ViT-B step (bf16) at batch 32 and 128 for ours, HF's SDPA
+#      model, explicit attention and dual masking (MFU from counted FLOPs), and ours compiled.
 #   1. benchmarks/fsdp_vs_ddp.py on one GPU: ViT-L pretraining under DDP and FSDP on in-memory
 #      clips (clips/s, MFU, peak memory); writes its section of BENCHMARKS.md.
 #   2. A one-GPU FSDP run (sharded checkpoints) signalled with SIGUSR2 mid-run (SLURM's warning):
@@ -47,6 +49,22 @@ import torch
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 EOF
+
+# ---------------------------------------------------------------- 0. the training step alone
+if (( DRY )); then
+  BASE=(--device cpu --sizes tiny --no-write)
+  SWEEP=(--batch 1 --steps 1 --warmup 1); COMPILED=(--batch 1 --steps 1 --warmup 2)
+else
+  BASE=(--device cuda --sizes vit_b --precision bf16)
+  SWEEP=(--batch 32 128 --steps 10 --warmup 3); COMPILED=(--batch 128 --steps 10 --warmup 5)
+fi
+timeout 300 $PY benchmarks/model_throughput.py "${BASE[@]}" "${SWEEP[@]}" \
+  --variants ours hf_sdpa explicit ours_dual > "$OUTDIR/model.log" 2>&1
+note "0. model step (ours / HF / explicit / dual masking): exit $?"
+grep '^| ' "$OUTDIR/model.log" | tee -a "$SUMMARY"
+timeout 300 $PY benchmarks/model_throughput.py "${BASE[@]}" "${COMPILED[@]}" --variants ours \
+  --compile --section "Model throughput (compiled)" > "$OUTDIR/model_compiled.log" 2>&1
+note "   torch.compile, ours: exit $?; $(grep '^| vit_b\|^| tiny' "$OUTDIR/model_compiled.log" | tr -s ' ')"
 
 # ---------------------------------------------------------------- 1. DDP vs FSDP (ViT-L)
 if (( DRY )); then
@@ -112,20 +130,22 @@ if (( DRY )); then
   NFILES=2; STEPS=30; MODEL=(backbone=tiny trainer=cpu data.num_frames=8 data.img_size=64)
   LOAD=(data.batch_size=2 data.num_workers=1); RANDOM_BATCH=8
 else
-  NFILES=16; STEPS=300; MODEL=(backbone=vit_b trainer=gpu)
+  NFILES=4; STEPS=300; MODEL=(backbone=vit_b trainer=gpu)
   LOAD=(data.batch_size=8 data.num_workers=15); RANDOM_BATCH=32
 fi
 $PY - "$WORK" "$NFILES" <<'EOF'
 import sys
 from pathlib import Path
 sys.path.insert(0, "benchmarks")
-from data_throughput import KINETICS_LIKE, generate
-paths = generate(Path(sys.argv[1]) / "src", KINETICS_LIKE, int(sys.argv[2]))
+from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, generate
+paths = generate(DEFAULT_CACHE, KINETICS_LIKE, int(sys.argv[2]))  # shared with loader_workers.py
 # each file 16 times: epochs of many batches, each entry a fresh random window
 lines = [f"{p.name} 0\n" for p in paths] * 16
-(Path(sys.argv[1]) / "src" / "list.csv").write_text("".join(lines))
+(Path(sys.argv[1]) / "list.csv").write_text("".join(lines))
+print(DEFAULT_CACHE)
 EOF
-$PY -m videomae.cli.transcode "$WORK/src/list.csv" --root "$WORK/src" --out "$WORK/fast" \
+CACHE=$($PY -c "import sys; sys.path.insert(0, 'benchmarks'); from data_throughput import DEFAULT_CACHE; print(DEFAULT_CACHE)")
+$PY -m videomae.cli.transcode "$WORK/list.csv" --root "$CACHE" --out "$WORK/fast" \
   --jobs "$(nproc)" > "$OUTDIR/e2e_transcode.log" 2>&1
 COMMON=(experiment=k400_pretrain "${MODEL[@]}" "+trainer.max_steps=$STEPS" validate=false
         +trainer.limit_val_batches=0 model.optim.warmup_epochs=0 callbacks.reconstruction=null

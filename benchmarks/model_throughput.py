@@ -6,7 +6,13 @@ same clips and the same tube masks) for three implementations:
 - ``ours``: :class:`videomae.models.VideoMAEPretrain` (attention through PyTorch SDPA);
 - ``hf_sdpa``: HF transformers ``VideoMAEForPreTraining`` with ``attn_implementation="sdpa"``;
 - ``explicit``: our model with every attention computed as ``softmax(q k^T * scale) v`` in plain
-  tensor ops, the way the official VideoMAE code does.
+  tensor ops, the way the official VideoMAE code does;
+- ``ours_dual`` (ask for it with ``--variants``): ours with VideoMAE V2's dual masking (the
+  decoder reconstructs half of the tokens: running-cell masking 0.5).
+
+``--batch`` takes several sizes (a sweep; 0 = the largest that fits), ``--compile`` runs our
+variants through ``torch.compile`` (the warm-up steps include the compilation), and AdamW is the
+fused kernel on CUDA (as in training).
 
 Each variant runs in a fresh process (so peak memory is its own) and prints clips/s, the step time,
 peak memory (GPU: ``max_memory_allocated``; CPU: the process's peak resident set) and, on a GPU,
@@ -35,7 +41,8 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ("ours", "hf_sdpa", "explicit")
+VARIANTS = ("ours", "hf_sdpa", "explicit", "ours_dual")
+DEFAULT_VARIANTS = ("ours", "hf_sdpa", "explicit")
 # dense bf16 tensor-core peaks (FLOP/s) by device-name fragment
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "4090": 165e12}
 
@@ -45,7 +52,7 @@ def build(variant: str, size: str, img_size: int, num_frames: int, attention: st
     """The model of ``variant`` with the sizes of ``size`` from the registry."""
     from videomae.models.registry import create_pretrain, get_size
 
-    if variant in ("ours", "explicit"):
+    if variant in ("ours", "explicit", "ours_dual"):
         model = create_pretrain(size, img_size=img_size, num_frames=num_frames, attention=attention)
         if variant == "explicit":
             for module in model.modules():
@@ -83,9 +90,13 @@ def _explicit_attend(self: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
 
 
 # ----------------------------------------------------------------------------------- one run
-def _step_fn(variant: str, model: Any, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _step_fn(variant: str, model: Any, video: torch.Tensor, mask: Any) -> torch.Tensor:
     if variant == "hf_sdpa":
         return model(pixel_values=video.transpose(1, 2), bool_masked_pos=mask).loss
+    if variant == "ours_dual":
+        encoder_mask, decoder_mask = mask
+        loss, _ = model(video, encoder_mask, decoder_mask=decoder_mask)
+        return loss
     loss, _ = model(video, mask)
     return loss
 
@@ -96,18 +107,25 @@ def run_variant(args: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(args["device"])
     if device.type == "cpu":
         torch.set_num_threads(args["threads"])
-    from videomae.models.masking import TubeMasking
+    from videomae.models.masking import DualMasking, RunningCellMasking, TubeMasking
 
     model = build(
         args["variant"], args["size"], args["img_size"], args["num_frames"], args["attention"]
     ).to(device)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95))
+    if args.get("compile") and args["variant"] != "hf_sdpa":
+        model.compile()
+    fused = True if device.type == "cuda" else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=fused)
     batch, frames, img = args["batch"], args["num_frames"], args["img_size"]
     video = torch.randn(batch, 3, frames, img, img, device=device)
     patch = model.config.patch_size if args["variant"] == "hf_sdpa" else model.patch_size
     grid = (frames // 2, img // patch, img // patch)
-    mask = TubeMasking(args["ratio"])(batch, grid, device=device)
+    if args["variant"] == "ours_dual":
+        masking = DualMasking(TubeMasking(args["ratio"]), RunningCellMasking(0.5))
+        mask = masking(batch, grid, device=device)
+    else:
+        mask = TubeMasking(args["ratio"])(batch, grid, device=device)
     dtype = torch.bfloat16 if args["precision"] == "bf16" else None
 
     def step() -> None:
@@ -216,8 +234,9 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace, device_name: str
         "| size | variant | batch | step ms | clips/s | vs explicit | vs HF | peak MiB | MFU |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for size in args.sizes:
-        by_variant = {r["variant"]: r for r in rows if r.get("size") == size}
+    for size, batch in dict.fromkeys((r["size"], r["batch_asked"]) for r in rows):
+        here = [r for r in rows if r["size"] == size and r["batch_asked"] == batch]
+        by_variant = {r["variant"]: r for r in here}
         for variant in VARIANTS:
             r = by_variant.get(variant)
             if r is None:
@@ -265,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["tiny", "vit_b"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=2, help="per step; 0 = largest that fits")
+    parser.add_argument(
+        "--batch", type=int, nargs="+", default=[2], help="per step (several: a sweep); 0 = the "
+        "largest that fits"
+    )  # fmt: skip
+    parser.add_argument("--compile", action="store_true", help="torch.compile our variants")
     parser.add_argument("--num-frames", type=int, default=16)
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--ratio", type=float, default=0.9)
@@ -274,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS)
     parser.add_argument("--section", default=None, help="BENCHMARKS.md section name")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
@@ -292,14 +315,16 @@ def main(argv: list[str] | None = None) -> int:
             "steps": args.steps,
             "warmup": args.warmup,
             "threads": args.threads,
+            "compile": args.compile,
         }
-        batch = args.batch or largest_batch({**base, "variant": "explicit"})
-        for variant in args.variants:
-            result = run_isolated({**base, "variant": variant, "batch": batch})
-            if "oom" in result:
-                result = {"error": f"out of memory at batch {batch}"}
-            rows.append({"size": size, "variant": variant, **result})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        for asked in args.batch:
+            batch = asked or largest_batch({**base, "variant": "explicit"})
+            for variant in args.variants:
+                result = run_isolated({**base, "variant": variant, "batch": batch})
+                if "oom" in result:
+                    result = {"error": f"out of memory at batch {batch}"}
+                rows.append({"size": size, "variant": variant, "batch_asked": asked, **result})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
 
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
     text = table(rows, args, device_name)
@@ -310,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             f"## {section}\n\n"
             f"`python benchmarks/model_throughput.py {' '.join(argv or sys.argv[1:])}` at "
             f"{commit()} on {machine()}. One step = forward + backward + AdamW, "
-            f"{args.num_frames} x {args.img_size} x {args.img_size}, tube masking {args.ratio}, "
+            f"{args.num_frames} x {args.img_size} x {args.img_size}, tube masking {args.ratio}"
+            f"{', torch.compile' if args.compile else ''}, "
             f"same inputs for every variant, {args.steps} timed steps after {args.warmup} "
             "warm-up; each variant in its own process. Ratios are clips/s against the named "
             "variant in the same run.\n\n"
