@@ -3,6 +3,7 @@
 #
 #   bash benchmarks/gpu_check.sh            # on the GPU machine (see below for the wheels)
 #   bash benchmarks/gpu_check.sh --dry-run  # the same steps on this machine's CPU, tiny sizes
+#   bash benchmarks/gpu_check.sh 0 2        # only steps 0 and 2 (to split the work over calls)
 #
 # On the lent GPU machine (which lacks Hydra, OmegaConf, decord, PyAV, python-dotenv): run
 # `../shared/tools/device-wheels.sh` here first, carry `.whl`, and the script installs them into
@@ -26,7 +27,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 DRY=0
-[[ "${1:-}" == "--dry-run" ]] && DRY=1
+STEPS=()
+for arg in "$@"; do
+  if [[ "$arg" == "--dry-run" ]]; then DRY=1; else STEPS+=("$arg"); fi
+done
+(( ${#STEPS[@]} )) || STEPS=(0 1 2 3)
+want() { [[ " ${STEPS[*]} " == *" $1 "* ]]; }
 OUTDIR="${OUT:-logs/gpu_check}"
 mkdir -p "$OUTDIR"
 SUMMARY="$OUTDIR/summary.txt"
@@ -51,6 +57,7 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
 EOF
 
 # ---------------------------------------------------------------- 0. the training step alone
+if want 0; then
 if (( DRY )); then
   BASE=(--device cpu --sizes tiny --no-write)
   SWEEP=(--batch 1 --steps 1 --warmup 1); COMPILED=(--batch 1 --steps 1 --warmup 2)
@@ -65,8 +72,10 @@ grep '^| ' "$OUTDIR/model.log" | tee -a "$SUMMARY"
 timeout 300 $PY benchmarks/model_throughput.py "${BASE[@]}" "${COMPILED[@]}" --variants ours \
   --compile --section "Model throughput (compiled)" > "$OUTDIR/model_compiled.log" 2>&1
 note "   torch.compile, ours: exit $?; $(grep '^| vit_b\|^| tiny' "$OUTDIR/model_compiled.log" | tr -s ' ')"
+fi
 
 # ---------------------------------------------------------------- 1. DDP vs FSDP (ViT-L)
+if want 1; then
 if (( DRY )); then
   timeout 600 $PY benchmarks/fsdp_vs_ddp.py --dry-run --steps 20 --batch 2 > "$OUTDIR/fsdp_vs_ddp.log" 2>&1
 else
@@ -74,8 +83,10 @@ else
 fi
 note "1. fsdp_vs_ddp: exit $? ($(grep -c '^| ' "$OUTDIR/fsdp_vs_ddp.log") table rows)"
 grep '^| ' "$OUTDIR/fsdp_vs_ddp.log" | tee -a "$SUMMARY"
+fi
 
 # ---------------------------------------------------------------- 2. preempted FSDP run resumes
+if want 2; then
 RUN=$(mktemp -d)/run
 if (( DRY )); then
   SIZE=(backbone=tiny trainer=cpu data.num_frames=8 data.img_size=64 data.batch_size=2)
@@ -123,8 +134,10 @@ EOF
 )
 note "   final last.ckpt: step, model, parameters: $END (expected step 300)"
 cp "$RUN/train.log" "$OUTDIR/preempt_train.log" 2>/dev/null
+fi
 
 # ---------------------------------------------------------------- 3. train.py end to end
+if want 3; then
 WORK=$(mktemp -d)
 if (( DRY )); then
   NFILES=2; STEPS=30; MODEL=(backbone=tiny trainer=cpu data.num_frames=8 data.img_size=64)
@@ -172,5 +185,7 @@ note "   the loader alone: $(grep '^| transcoded' "$OUTDIR/loader.log" | tr -s '
 $PY train.py "${COMMON[@]}" data=random "data.batch_size=$RANDOM_BATCH" \
   "data.train_batches=$STEPS" "hydra.run.dir=$WORK/e2e_random" > "$OUTDIR/e2e_random.log" 2>&1
 note "   train.py on in-memory clips (data=random): exit $?; $(summarize "$WORK/e2e_random")"
+fi
+
 cp BENCHMARKS.md "$OUTDIR/" 2>/dev/null
 echo "results in $OUTDIR"
