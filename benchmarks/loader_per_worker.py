@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, generate
-    from model_throughput import commit, machine, write_benchmarks_md
+    from model_throughput import commit, machine, publish
 
     from videomae.cli.transcode import main as transcode
 
@@ -132,10 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {name} | {pipe} | {ns} | {mean[name][k]:.1f} | {mean[name][k] / ref:.2f}x "
                 f"| {size / 2**20:.1f} MiB |"
             )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.write:
-        write_benchmarks_md(SECTION, table)
+    publish(SECTION, lines, args.write)
     return 0
 
 

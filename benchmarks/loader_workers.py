@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, generate  # noqa: E402
-from model_throughput import commit, machine, write_benchmarks_md  # noqa: E402
+from model_throughput import commit, machine, publish  # noqa: E402
 
 from videomae.cli.transcode import main as transcode  # noqa: E402
 from videomae.data.datamodule import VideoDataModule  # noqa: E402
@@ -107,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         f"| {form} | {ns} | {w} | {rate:.1f} | {rate / w:.1f} |" for form, ns, w, rate in rows
     ]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.write:
-        write_benchmarks_md(SECTION, table)
+    publish(SECTION, lines, args.write)
     return 0
 
 

@@ -265,6 +265,14 @@ def commit() -> str:
     return result.stdout.strip() or "?"
 
 
+def publish(section: str, lines: list[str], write: bool) -> None:
+    """Print the report ``lines`` and, with ``write``, put them in BENCHMARKS.md as ``section``."""
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if write:
+        write_benchmarks_md(section, table)
+
+
 def write_benchmarks_md(section: str, body: str) -> None:
     """Replace (or add) ``## section`` in BENCHMARKS.md with ``body``."""
     path = ROOT / "BENCHMARKS.md"

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, generate  # noqa: E402
-from model_throughput import commit, machine, write_benchmarks_md  # noqa: E402
+from model_throughput import commit, machine, publish  # noqa: E402
 
 from videomae.cli.transcode import TranscodeOptions, output_path, transcode_one  # noqa: E402
 from videomae.data.decoding import read_frames  # noqa: E402
@@ -119,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {name} | {n / decode[name]:.1f} | {n / full[name]:.1f} | "
                 f"{base / decode[name]:.2f}x | {size:.2f}x | {enc} |"
             )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.write:
-        write_benchmarks_md(SECTION, table)
+    publish(SECTION, lines, args.write)
     return 0
 
 
