@@ -11,6 +11,7 @@ normalized and left alone.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
@@ -35,6 +36,19 @@ ERASE_MODES = ("pixel", "rand", "const")
 channel, zeros (the normalized mean)."""
 
 
+@functools.cache
+def _constants(
+    device: torch.device, mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``255 mean`` and ``1 / (255 std)`` as ``(C, 1, 1, 1)`` float32 tensors on ``device``,
+    made once per device: a tensor built from a Python list on a GPU is a copy from pageable
+    memory, which would synchronize the host with the device on every batch."""
+    shape = (len(mean), 1, 1, 1)
+    shift = torch.tensor([255.0 * m for m in mean], device=device).view(shape)
+    scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=device).view(shape)
+    return shift, scale
+
+
 def normalize_video(
     video: torch.Tensor,
     mean: Sequence[float] = IMAGENET_MEAN,
@@ -47,9 +61,7 @@ def normalize_video(
     channels = video.shape[-4]
     if len(mean) != channels or len(std) != channels:
         raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels} channels")
-    shape = (channels, 1, 1, 1)
-    shift = torch.tensor([255.0 * m for m in mean], device=video.device).view(shape)
-    scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=video.device).view(shape)
+    shift, scale = _constants(video.device, tuple(mean), tuple(std))
     x = video.to(torch.float32, memory_format=torch.contiguous_format)
     return x.sub_(shift).mul_(scale) if x is not video else (x - shift).mul_(scale)
 
