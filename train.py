@@ -3,15 +3,18 @@
 With no arguments: tiny VideoMAE pretraining on the generated video set, on the CPU.
 """
 
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from videomae.utils.env import load_env
+from videomae.utils.preflight import preflight
 from videomae.utils.runs import register_resolvers
 
-load_env(Path(__file__).resolve().parent)
+ROOT = Path(__file__).resolve().parent
+load_env(ROOT)
 register_resolvers()
 
 
@@ -24,4 +27,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    # mistakes in the command line are told before Hydra starts the job (no torch imported yet)
+    sys.argv[1:] = preflight(ROOT / "configs", "train.yaml", sys.argv[1:])
     main()

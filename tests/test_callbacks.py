@@ -7,12 +7,13 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from videomae.callbacks.reconstruction import SEPARATOR, reconstruction_grid
+from videomae.callbacks.reconstruction import SEPARATOR, reconstruction_grid, with_titles
 from videomae.callbacks.resume import ResumableSampler, resolve_ckpt_path
 from videomae.callbacks.throughput import (
     ThroughputMonitor,
@@ -105,6 +106,21 @@ def test_reconstruction_grid_layout() -> None:
     assert picture[0, 0, 0] == 0  # original panel, first frame
     assert picture[0, panel_w + 3 * sep, 0] == 128  # masked panel
     assert picture[-1, -1, 0] == 255  # reconstruction panel
+
+
+def test_reconstruction_picture_has_titles() -> None:
+    """The heading and the three column titles sit in a white strip above the unchanged grid."""
+    clips = [torch.full((2, 3, 4, 32, 40), value) for value in (0.0, 0.5, 1.0)]
+    grid = reconstruction_grid(*clips, num_frames=3)
+    picture = with_titles(grid, "epoch 0 (from 0), step 40")
+    strip = picture.shape[0] - grid.shape[0]
+    assert strip > 20 and picture.shape[1:] == grid.shape[1:]
+    np.testing.assert_array_equal(picture[strip:], grid)
+    panel_w = (grid.shape[1] - 6 * SEPARATOR) // 3
+    for i in range(3):  # text (dark pixels) over each panel's column
+        left = i * (panel_w + 3 * SEPARATOR)
+        assert (picture[strip // 2 : strip, left : left + panel_w] < 128).any(), i
+    assert (picture[: strip // 2] < 128).any()  # the heading
 
 
 def test_analytic_flops_match_torch_flop_counter() -> None:

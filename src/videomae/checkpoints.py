@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videomae.checkpoint_files import is_sharded_checkpoint
 from videomae.models.classifier import VideoMAEClassifier
 from videomae.models.pretrain import VideoMAEPretrain
 from videomae.models.vit import sinusoid_table
@@ -205,13 +206,6 @@ def official_to_hf(
 
 
 # ---------------------------------------------------------------------------- safe reading
-def is_sharded_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` is a sharded checkpoint directory as Lightning's FSDP strategy writes it
-    (``torch.distributed.checkpoint``'s ``.metadata`` and shards, plus ``meta.pt``)."""
-    path = Path(path)
-    return path.is_dir() and (path / "meta.pt").is_file() and (path / ".metadata").is_file()
-
-
 _DCP_METADATA_GLOBALS = frozenset(
     {
         *(
@@ -468,7 +462,8 @@ def _load_into(
     model.load_state_dict(dict(state), strict=False)
     fresh = [k for k in expected if k not in state]
     if fresh:
-        log.info("%s: not in the checkpoint, left at their initialization: %s", origin, fresh)
+        # the caller reports them (``fresh_keys``), knowing which of them its model keeps
+        log.debug("%s: not in the checkpoint, left at their initialization: %s", origin, fresh)
     # the names a caller copying these weights elsewhere must not take from the file
     model.fresh_keys = fresh
 

@@ -27,23 +27,40 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from videomae.callbacks.preemption import PreemptionCheckpoint
-from videomae.callbacks.resume import resolve_ckpt_path
-from videomae.checkpoints import is_sharded_checkpoint
+from videomae.checkpoint_files import RUN_KEY, is_sharded_checkpoint, resolve_ckpt_path
+from videomae.errors import CheckpointError
 from videomae.utils.config import validate_config
 from videomae.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from videomae.utils.logs import quiet_logs
+from videomae.utils.preflight import RunGuard, check_resume_kind
 from videomae.utils.rich_config import print_config_tree
-from videomae.utils.runs import failed_value, in_multirun, run_name, sweep_group
+from videomae.utils.runs import (
+    failed_value,
+    format_metrics,
+    hydra_choices,
+    in_multirun,
+    job_log_name,
+    run_name,
+    sweep_group,
+)
 
 log = logging.getLogger(__name__)
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """Check ``cfg`` and instantiate the data module, the LightningModule and the trainer.
+    """Check ``cfg``, print its tree (``extras.print_config``: also saved as
+    ``config_tree.log`` in the run folder), and instantiate the data module, the
+    LightningModule and the trainer.
 
     Nothing is decoded, generated or trained here; a bad value or a missing data set raises
     before any work.
     """
+    quiet_logs()
     validate_config(cfg)
+    if cfg.get("extras", {}).get("print_config"):
+        output_dir = Path(cfg.paths.output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     if cfg.get("extras", {}).get("ignore_warnings"):
         warnings.filterwarnings("ignore")
     if cfg.get("seed") is not None:
@@ -87,29 +104,59 @@ def has_test_loop(model: L.LightningModule) -> bool:
     return type(model).test_step is not L.LightningModule.test_step
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def work_marker(guard: RunGuard | None) -> LambdaCallback:
+    """A callback that tells ``guard`` the run did work: a batch ran (not the sanity check) or a
+    checkpoint was written."""
+
+    def mark(trainer: L.Trainer, *_: Any) -> None:
+        if guard is not None and not trainer.sanity_checking:
+            guard.worked = True
+
+    return LambdaCallback(
+        on_train_batch_end=mark,
+        on_validation_batch_end=mark,
+        on_test_batch_end=mark,
+        on_save_checkpoint=mark,
+    )
+
+
+def run_recorder() -> LambdaCallback:
+    """A callback that writes the run's experiment and command-line overrides into every
+    checkpoint (``videomae_run``), from which ``eval.py`` rebuilds the run's model and data."""
+    experiment, overrides = hydra_choices()
+    record = {"experiment": experiment, "overrides": overrides}
+
+    def save(_trainer: L.Trainer, _module: L.LightningModule, checkpoint: dict) -> None:
+        if experiment:
+            checkpoint[RUN_KEY] = dict(record)
+
+    return LambdaCallback(on_save_checkpoint=save)
+
+
+def train(cfg: DictConfig, guard: RunGuard | None = None) -> dict[str, float]:
     """Run one training job described by ``cfg``; return the final metrics (floats).
 
     Prints the run folder at the end. ``cfg.ckpt_path`` / ``cfg.auto_resume`` choose the
     checkpoint to resume (see the module docstring); ``cfg.validate`` runs a last validation
     pass and ``cfg.test`` a test pass (on the best checkpoint, the last weights when there is
-    none) whose metrics are included in the result.
+    none) whose metrics are included in the result. ``guard`` learns when the run starts work.
     """
     output_dir = Path(cfg.paths.output_dir)
-    if cfg.get("extras", {}).get("print_config"):
-        print_config_tree(cfg, save_to=output_dir / "config_tree.log")
     datamodule, model, trainer = build(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, bool(cfg.get("auto_resume")))
+    if ckpt_path:
+        check_resume_kind(ckpt_path, cfg)
     if (
         ckpt_path
         and is_sharded_checkpoint(ckpt_path)
         and not isinstance(trainer.strategy, FSDPStrategy)
     ):
-        raise ValueError(
-            f"{ckpt_path} is a sharded FSDP checkpoint (a directory): resume it with "
-            "trainer=fsdp, or make one file of it first with `python -m "
+        raise CheckpointError(
+            f"ckpt_path: {ckpt_path} is a sharded FSDP checkpoint (a directory)\n"
+            "Resume it with trainer=fsdp, or make one file of it first with `python -m "
             "lightning.pytorch.utilities.consolidate_checkpoint <dir>` and pass that file"
         )
+    trainer.callbacks.extend([work_marker(guard), run_recorder()])
     _log_hyperparameters(cfg, model, trainer)
 
     trained: list[bool] = []  # on_train_start runs only when there is training left to do
@@ -146,7 +193,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update({k: float(v) for k, v in results[0].items()})
 
     if trainer.is_global_zero:
-        log.info("metrics: %s", {k: round(v, 5) for k, v in sorted(metrics.items())})
+        log.info("metrics: %s", format_metrics(metrics))
         print(f"\nRun folder: {output_dir}")
     return metrics
 
@@ -174,15 +221,18 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
     In a multirun (``-m``, Optuna) a job that raises is logged with its traceback and returns
     :func:`videomae.utils.runs.failed_value` (+inf for a minimized metric, -inf for a maximized
-    one) instead of ending the sweep; a single run raises as usual.
+    one) instead of ending the sweep; a single run runs under
+    :class:`~videomae.utils.preflight.RunGuard` (a user error: the short block, exit status 2; a
+    failure before any work: no run folder left).
     """
     name = cfg.get("optimized_metric")
+    if not in_multirun():
+        with RunGuard(cfg.paths.output_dir, job_log=job_log_name()) as guard:
+            return metric_for_sweep(train(cfg, guard), name)
     try:
         metrics = train(cfg)
         return metric_for_sweep(metrics, name)
     except Exception:
-        if not in_multirun():
-            raise
         value = failed_value(name)
         log.exception("this sweep job failed; it reports %s=%s and the sweep goes on", name, value)
         return value

@@ -26,6 +26,8 @@ from weakref import proxy
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from videomae.checkpoint_files import OLD, PARTIAL
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -35,11 +37,6 @@ __all__ = [
     "save_atomically",
     "swap_into_place",
 ]
-
-PARTIAL = ".partial"
-"""Suffix of a checkpoint being written."""
-OLD = ".old"
-"""Suffix of the previous checkpoint directory while a new one is moved into place."""
 
 
 def _remove(path: Path) -> None:

@@ -8,11 +8,13 @@ and draws one row per clip: ``num_frames`` frames of the original, then of the m
 predicted, de-normalized as :meth:`videomae.models.pretrain.VideoMAEPretrain.reconstruct`
 describes). Works with tube, random and dual masking.
 
-The picture is saved as ``<run folder>/reconstructions/epoch_XXX.png`` (run folder:
-``trainer.default_root_dir``)
-and sent to the W&B (``wandb.Image``) and TensorBoard (``add_image``) loggers when present, as
-``val/reconstruction``. The forward pass runs on every rank (so that FSDP's collectives match);
-only rank zero draws and writes.
+Above the panels a heading names them and says when the picture was drawn (epoch and step).
+The picture is saved as ``<run folder>/reconstructions/epoch_XXX.png``, ``XXX`` the index of the
+epoch its last training batch belonged to, counted from 0 as in the progress bar and the
+checkpoint names (``epoch_000.png`` after the first epoch; run folder:
+``trainer.default_root_dir``), and sent to the W&B (``wandb.Image``) and TensorBoard
+(``add_image``) loggers when present, as ``val/reconstruction``. The forward pass runs on every
+rank (so that FSDP's collectives match); only rank zero draws and writes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from videomae.data.device import finish_batch
 
@@ -65,6 +67,25 @@ def reconstruction_grid(
     return (canvas.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
+PANEL_TITLES = ("original", "masked input (hidden: grey)", "reconstruction")
+
+
+def with_titles(picture: np.ndarray, heading: str, panels: int = 3) -> np.ndarray:
+    """``picture`` (a :func:`reconstruction_grid`) under a white strip holding ``heading`` and,
+    over each of its ``panels`` equal columns, the column's title."""
+    font = ImageFont.load_default()
+    line = 14
+    height, width, _ = picture.shape
+    canvas = Image.new("RGB", (width, height + 2 * line + SEPARATOR), "white")
+    canvas.paste(Image.fromarray(picture), (0, 2 * line + SEPARATOR))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((2, 0), heading, fill="black", font=font)
+    panel_w = (width - 3 * SEPARATOR * (panels - 1)) // panels
+    for i, title in enumerate(PANEL_TITLES[:panels]):
+        draw.text((i * (panel_w + 3 * SEPARATOR) + 2, line), title, fill="black", font=font)
+    return np.asarray(canvas)
+
+
 class ReconstructionLogger(L.Callback):
     """Draw original / masked input / reconstruction of a few fixed validation clips.
 
@@ -93,6 +114,7 @@ class ReconstructionLogger(L.Callback):
         self.num_frames = num_frames
         self.dirname = dirname
         self._drawn_step: int | None = None
+        self._epoch_end: tuple[int, int] | None = None  # (epoch index, step) of the last epoch end
         self.last_path: Path | None = None
 
     def _clips(self, trainer: L.Trainer) -> torch.Tensor | None:
@@ -133,10 +155,17 @@ class ReconstructionLogger(L.Callback):
         original = pl_module.net.unpatchify(pl_module.net.pixel_tubelets(video)).clamp(0, 1)
         if not trainer.is_global_zero:
             return None
-        picture = reconstruction_grid(original, masked, recon, self.num_frames)
+        epoch = self._epoch_index(trainer)
+        heading = (
+            f"epoch {epoch} (from 0), step {trainer.global_step}: validation clips "
+            f"0-{video.shape[0] - 1}, one row each"
+        )
+        picture = with_titles(
+            reconstruction_grid(original, masked, recon, self.num_frames), heading
+        )
         folder = Path(trainer.default_root_dir) / self.dirname
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"epoch_{trainer.current_epoch:03d}.png"
+        path = folder / f"epoch_{epoch:03d}.png"
         Image.fromarray(picture).save(path)
         self._send(trainer, picture)
         self.last_path = path
@@ -159,9 +188,19 @@ class ReconstructionLogger(L.Callback):
                     "val/reconstruction", picture, trainer.global_step, dataformats="HWC"
                 )
 
+    def _epoch_index(self, trainer: L.Trainer) -> int:
+        """The index of the epoch the last training batch belonged to (at the end of fit
+        Lightning has already counted the next epoch)."""
+        if self._epoch_end is not None and self._epoch_end[1] == trainer.global_step:
+            return self._epoch_end[0]
+        return trainer.current_epoch
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Draw after every ``every_n_epochs``-th epoch."""
-        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if trainer.sanity_checking:
+            return
+        self._epoch_end = (trainer.current_epoch, trainer.global_step)
+        if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         self.draw(trainer, pl_module)
         self._drawn_step = trainer.global_step

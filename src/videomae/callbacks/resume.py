@@ -26,19 +26,18 @@ Together with masks seeded by ``(seed, rank, epoch, batch_idx)`` (``PretrainModu
 augmentation seeded by ``(seed, epoch, index)`` the resumed run reaches the unbroken run's weights
 (``tests/test_resume.py``).
 
-:func:`resolve_ckpt_path` is the resume rule of ``videomae.train``.
+:func:`resolve_ckpt_path` (from :mod:`videomae.checkpoint_files`) is the resume rule of
+``videomae.train``.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 
-from videomae.callbacks.checkpoint import OLD
-from videomae.checkpoints import is_sharded_checkpoint
+from videomae.checkpoint_files import LAST_CKPT, find_last_checkpoint, resolve_ckpt_path
 from videomae.data.samplers import ResumableSampler
 
 log = logging.getLogger(__name__)
@@ -50,61 +49,6 @@ __all__ = [
     "find_last_checkpoint",
     "resolve_ckpt_path",
 ]
-
-LAST_CKPT = Path("checkpoints") / "last.ckpt"
-"""Where a run folder keeps its latest checkpoint (``ModelCheckpoint(save_last=True)``): a file,
-or a directory of shards under ``trainer=fsdp``."""
-
-
-def _is_checkpoint(path: Path) -> bool:
-    return path.is_file() or is_sharded_checkpoint(path)
-
-
-def find_last_checkpoint(run_dir: str | Path) -> Path | None:
-    """The run folder's latest complete checkpoint: ``checkpoints/last.ckpt`` (a file, or the
-    directory of shards FSDP writes), else ``last.ckpt.old`` (left when a kill interrupted the
-    replacement of a sharded ``last.ckpt``), else None."""
-    last = Path(run_dir) / LAST_CKPT
-    if _is_checkpoint(last):
-        return last
-    old = last.with_name(last.name + OLD)
-    if _is_checkpoint(old):
-        log.warning("%s is missing (its last write was interrupted): using %s", last, old)
-        return old
-    return None
-
-
-def resolve_ckpt_path(ckpt_path: str | None, run_dir: str | Path, auto_resume: bool) -> str | None:
-    """The checkpoint a run starts from (the resume rule).
-
-    A checkpoint is a file or a sharded checkpoint directory (``trainer=fsdp``).
-
-    - ``ckpt_path`` is a path: that checkpoint (FileNotFoundError naming it if missing).
-    - ``ckpt_path == "last"``: the run folder's last checkpoint (:func:`find_last_checkpoint`),
-      which must exist. Resume a run by hand with ``ckpt_path=last hydra.run.dir=<its folder>``.
-    - ``ckpt_path`` null and ``auto_resume``: the run folder's last checkpoint if there is one
-      (a SLURM job requeued after preemption or a time limit restarts in the same folder and
-      continues), else None (a new run).
-    """
-    if ckpt_path is None or str(ckpt_path) == "":
-        last = find_last_checkpoint(run_dir) if auto_resume else None
-        if last is not None:
-            log.info("resuming from %s (auto_resume: the run folder has a last checkpoint)", last)
-            return str(last)
-        return None
-    if str(ckpt_path) == "last":
-        last = find_last_checkpoint(run_dir)
-        if last is None:
-            raise FileNotFoundError(
-                f"ckpt_path=last: no {LAST_CKPT} in the run folder {run_dir}; pass "
-                "hydra.run.dir=<the run folder to resume> (or a checkpoint path as ckpt_path)"
-            )
-        return str(last)
-    path = Path(ckpt_path).expanduser()
-    if not _is_checkpoint(path):
-        what = "not a checkpoint (a directory without meta.pt)" if path.is_dir() else "not found"
-        raise FileNotFoundError(f"ckpt_path: checkpoint {what}: {path}")
-    return str(path)
 
 
 def _resumable_samplers(loader: Any) -> list[ResumableSampler]:

@@ -18,9 +18,12 @@ from videomae.data.device import FinishOnDevice
 from videomae.data.lists import (
     LIST_FORMATS,
     VideoRecord,
+    data_set_paths,
     folder_classes,
     missing_files,
     read_list,
+    require_data_set,
+    require_path,
 )
 from videomae.data.samplers import ResumableSampler
 from videomae.data.transforms import (
@@ -29,6 +32,7 @@ from videomae.data.transforms import (
     PretrainTransform,
     TestTransform,
 )
+from videomae.errors import ConfigError
 
 __all__ = ["VideoDataModule"]
 
@@ -36,9 +40,9 @@ __all__ = ["VideoDataModule"]
 def _check_int(key: str, value: Any, minimum: int) -> int:
     """``value`` as an int ``>= minimum``, else ``ValueError`` naming ``data.<key>``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"data.{key} must be an integer, got {value!r}")
+        raise ConfigError(f"data.{key} must be an integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"data.{key} must be >= {minimum}, got {value}")
+        raise ConfigError(f"data.{key} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -50,7 +54,7 @@ def _check_optional_int(key: str, value: Any, minimum: int) -> int | None:
 def _check_float(key: str, value: Any, low: float, high: float) -> float:
     """``value`` as a float in ``[low, high]``, else ``ValueError`` naming ``data.<key>``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
-        raise ValueError(f"data.{key} must be a number in [{low}, {high}], got {value!r}")
+        raise ConfigError(f"data.{key} must be a number in [{low}, {high}], got {value!r}")
     return float(value)
 
 
@@ -60,7 +64,7 @@ def _check_range(key: str, value: Any, low: float, high: float) -> tuple[float, 
     if ok:
         ok = all(not isinstance(v, bool) and isinstance(v, numbers.Real) for v in value)
     if not ok or not low <= value[0] <= value[1] <= high:
-        raise ValueError(
+        raise ConfigError(
             f"data.{key} must be a pair [min, max] with {low} <= min <= max <= {high}, "
             f"got {value!r}"
         )
@@ -69,7 +73,7 @@ def _check_range(key: str, value: Any, low: float, high: float) -> tuple[float, 
 
 def _check_bool(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"data.{key} must be true or false, got {value!r}")
+        raise ConfigError(f"data.{key} must be true or false, got {value!r}")
     return value
 
 
@@ -247,17 +251,17 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             ("list_format", list_format, LIST_FORMATS),
         ):
             if value not in choices:
-                raise ValueError(f"data.{key} must be one of {choices}, got {value!r}")
+                raise ConfigError(f"data.{key} must be one of {choices}, got {value!r}")
         self.on_error = on_error
         self.mode = mode
         self.sampling = sampling
         self.backend = backend
         self.list_format = list_format
         if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not scales:
-            raise ValueError(f"data.scales must be a non-empty list of numbers, got {scales!r}")
+            raise ConfigError(f"data.scales must be a non-empty list of numbers, got {scales!r}")
         for s in scales:
             if isinstance(s, bool) or not isinstance(s, numbers.Real) or not 0.0 < s <= 1.0:
-                raise ValueError(
+                raise ConfigError(
                     f"data.scales values must be numbers in (0, 1], got {list(scales)}"
                 )
         self.scales = tuple(float(s) for s in scales)
@@ -265,42 +269,39 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         self.train_ratio = _check_range("train_ratio", train_ratio, 1e-3, 1e3)
         self.reprob = _check_float("reprob", reprob, 0.0, 1.0)
         if rand_augment is not None and (not isinstance(rand_augment, str) or not rand_augment):
-            raise ValueError(
+            raise ConfigError(
                 f"data.rand_augment must be a timm RandAugment string such as "
                 f"'rand-m7-n4-mstd0.5-inc1', or null; got {rand_augment!r}"
             )
         self.rand_augment = rand_augment
         if synthetic is not None and not isinstance(synthetic, Mapping):
-            raise ValueError(f"data.synthetic must be a mapping or null, got {synthetic!r}")
+            raise ConfigError(f"data.synthetic must be a mapping or null, got {synthetic!r}")
         self.synthetic = dict(synthetic) if synthetic is not None else None
         self.prepare_hint = prepare_hint
         for key, value in (("root", root), ("train_list", train_list)):
             if not isinstance(value, (str, Path)) or not str(value):
-                raise ValueError(f"data.{key} must be a non-empty path, got {value!r}")
+                raise ConfigError(f"data.{key} must be a non-empty path, got {value!r}")
         for key, value in (
             ("val_list", val_list),
             ("test_list", test_list),
             ("label_names", label_names),
         ):
             if value is not None and (not isinstance(value, (str, Path)) or not str(value)):
-                raise ValueError(f"data.{key} must be a non-empty path or null, got {value!r}")
+                raise ConfigError(f"data.{key} must be a non-empty path or null, got {value!r}")
 
-        self.root = Path(root).expanduser().absolute()
-        self.train_list_path = self._resolve(train_list)
-        self.val_list_path = self._resolve(val_list) if val_list is not None else None
-        self.test_list_path = self._resolve(test_list) if test_list is not None else None
-        self.label_names_path = self._resolve(label_names) if label_names is not None else None
-
+        lists = {
+            "train_list": train_list,
+            "val_list": val_list,
+            "test_list": test_list,
+            "label_names": label_names,
+        }
+        self.root, paths = data_set_paths(root, lists)
+        self.train_list_path: Path = paths["train_list"]  # type: ignore[assignment]
+        self.val_list_path = paths["val_list"]
+        self.test_list_path = paths["test_list"]
+        self.label_names_path = paths["label_names"]
         if self.synthetic is None:
-            self._require(self.root, "data.root: data set folder", folder=True)
-            self._require(self.train_list_path, "data.train_list: list file")
-            for key, path in (
-                ("val_list", self.val_list_path),
-                ("test_list", self.test_list_path),
-                ("label_names", self.label_names_path),
-            ):
-                if path is not None:
-                    self._require(path, f"data.{key}: file")
+            require_data_set(root, lists, prepare_hint)
 
         self.train_records: list[VideoRecord] | None = None
         self.val_records: list[VideoRecord] | None = None
@@ -313,25 +314,12 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
 
     # ----------------------------------------------------------------------------- paths
 
-    def _resolve(self, list_file: str | Path) -> Path:
-        path = Path(list_file).expanduser()
-        return path if path.is_absolute() else self.root / path
-
-    def _require(self, path: Path, what: str, folder: bool = False) -> None:
-        """Raise ``FileNotFoundError`` naming ``path`` (and the prepare hint) if it is missing.
-
-        A list may be a file or (a folder-per-class tree) a folder; ``folder=True`` demands a
-        folder.
-        """
-        exists = path.is_dir() if folder else path.exists()
-        if exists:
-            return
-        message = f"{what} not found: {path}"
-        if self.prepare_hint:
-            message += f"\nHow to prepare it: {self.prepare_hint.strip()}"
-        elif self.synthetic is not None:
-            message += "\nThe synthetic set is generated by prepare_data(); call it first."
-        raise FileNotFoundError(message)
+    def _require(self, path: Path, what: str) -> None:
+        """:func:`~videomae.data.lists.require_path` with this data set's preparation hint."""
+        hint = self.prepare_hint
+        if hint is None and self.synthetic is not None:
+            hint = "the synthetic set is generated by prepare_data(); call it first."
+        require_path(path, what, hint)
 
     # ----------------------------------------------------------------------------- data
 
@@ -362,7 +350,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         if limit is not None:
             for record in records:
                 if record.label >= limit:
-                    raise ValueError(
+                    raise ConfigError(
                         f"data.{key}: {path}:{record.line}: label {record.label} is not below "
                         f"data.num_classes={limit}"
                     )
@@ -390,7 +378,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         if self.train_records is None:
             records = self._read("train_list", self.train_list_path)
             if not records:
-                raise ValueError(
+                raise ConfigError(
                     f"data.train_list: the list {self.train_list_path} has no (existing) videos"
                 )
             self.train_records = records
@@ -406,7 +394,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             elif self.val_records is not None:
                 self.test_records = self.val_records
             else:
-                raise ValueError(
+                raise ConfigError(
                     "data.test_list and data.val_list are both null: there is nothing to test on"
                 )
         return self.test_records
@@ -455,7 +443,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             trainer = self._trainer_or_none()
             world = trainer.world_size if trainer is not None else 1
             if len(self.train_records) // world < self.batch_size:
-                raise ValueError(
+                raise ConfigError(
                     f"data.batch_size ({self.batch_size}) is larger than the number of training "
                     f"videos per process ({len(self.train_records)} in {self.train_list_path} "
                     f"over {world} process(es)); with drop_last=True no batch would be made"
@@ -552,7 +540,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         assert self.train_records is not None
         labels = [r.label for r in self.train_records] + [r.label for r in self.val_records or []]
         if max(labels) < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"data.train_list: {self.train_list_path} has no class labels (an unlabeled "
                 "VideoMAE V2 list); set data.num_classes or use a labeled list"
             )

@@ -259,7 +259,11 @@ class VideoClipDataset(Dataset):
                 record = self.records[index]
                 self.failures.append(str(record.path))
                 if self.on_error == "raise":
-                    raise
+                    raise VideoDecodeError(
+                        record.path,
+                        f"{err.cause or err} (list line {record.line}; data.on_error=raise stops "
+                        "at the first broken video, data.on_error=skip skips and counts them)",
+                    ) from None
                 if attempt < broken.numel():
                     broken[attempt] = index
                 tried.append(f"{record.path} ({err.cause or err})")

@@ -48,6 +48,8 @@ import decord
 import numpy as np
 import torch
 
+from videomae.errors import UserError
+
 __all__ = [
     "BACKENDS",
     "VideoDecodeError",
@@ -66,8 +68,8 @@ _DIGITS = re.compile(r"(\d+)")
 _warned_fallback: set[str] = set()  # files PyAV decoded for decord in this process
 
 
-class VideoDecodeError(RuntimeError):
-    """A video could not be opened or decoded.
+class VideoDecodeError(UserError, RuntimeError):
+    """A video could not be opened or decoded (a user error: the file is named, no traceback).
 
     Attributes:
         path: the video file (``None`` when rebuilt from a message alone, see below).

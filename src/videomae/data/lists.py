@@ -59,6 +59,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from videomae.errors import DataNotFoundError
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "LIST_FORMATS",
@@ -138,6 +140,45 @@ def natural_key(name: str) -> tuple:
     """
     parts = _DIGITS.split(name)
     return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def data_set_paths(
+    root: str | Path, lists: dict[str, str | Path | None]
+) -> tuple[Path, dict[str, Path | None]]:
+    """``root`` made absolute and each list (``train_list``, ``val_list``, ...: relative paths
+    are under ``root``) resolved; None stays None."""
+    base = Path(root).expanduser().absolute()
+    resolved: dict[str, Path | None] = {}
+    for key, value in lists.items():
+        path = Path(value).expanduser() if value is not None else None
+        resolved[key] = path if path is None or path.is_absolute() else base / path
+    return base, resolved
+
+
+def require_path(path: Path, what: str, hint: str | None = None, folder: bool = False) -> None:
+    """:class:`~videomae.errors.DataNotFoundError` naming ``path`` (``what`` names its config
+    key) and how to prepare it, if it is missing (``folder``: it must be a folder; a list may be a
+    file or a folder-per-class tree)."""
+    if path.is_dir() if folder else path.exists():
+        return
+    message = f"{what} not found: {path}"
+    if hint:
+        message += f"\nHow to prepare it: {hint.strip()}"
+    raise DataNotFoundError(message)
+
+
+def require_data_set(
+    root: str | Path, lists: dict[str, str | Path | None], hint: str | None = None
+) -> None:
+    """Check that a real data set is on disk: the ``data.root`` folder and every list given
+    (``train_list`` first); the first missing one raises, naming its key and path."""
+    base, resolved = data_set_paths(root, lists)
+    require_path(base, "data.root: data set folder", hint, folder=True)
+    for key, path in resolved.items():
+        if path is not None:
+            require_path(
+                path, f"data.{key}: {'list file' if key.endswith('list') else 'file'}", hint
+            )
 
 
 def detect_list_format(list_file: str | Path) -> str:

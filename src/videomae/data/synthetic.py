@@ -1003,9 +1003,7 @@ def generate(
         f"synthetic data set: {len(jobs)} videos, {total_bytes / 1e6:.1f} MB, "
         f"{elapsed:.1f} s -> {root}"
     )
-    logger.info(message)
-    if progress:
-        _console().print(message)
+    _announce(message, logging.INFO, progress)
     return _outputs(root)
 
 
@@ -1024,6 +1022,14 @@ def _swap_into_place(tmp: Path, root: Path, spec: SyntheticSpec) -> None:
             raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _announce(message: str, level: int, progress: bool) -> None:
+    """Log ``message``; with ``progress``, also print it when logging shows nothing on the
+    console (the command-line tool; inside a run the log already prints it)."""
+    logger.log(level, message)
+    if progress and not logging.getLogger().hasHandlers():
+        _console().print(message)
 
 
 def _console() -> Any:
@@ -1099,11 +1105,7 @@ def _ensure(
     else:
         reason = f"generating the synthetic data set in {root}"
         level = logging.INFO
-    if progress:
-        # Shown on the console; logged at INFO only, so that it does not appear twice.
-        _console().print(reason)
-        level = logging.INFO
-    logger.log(level, reason)
+    _announce(reason, logging.INFO if progress else level, progress)
     return generate(root, spec, progress=progress, workers=workers)
 
 

@@ -176,8 +176,9 @@ def write_per_class(
 
 
 def plot_confusion(path: Path, confusion: torch.Tensor, class_names: Sequence[str] | None) -> None:
-    """``confusion_matrix.png``: the row-normalized confusion matrix (recall per true class);
-    class names on the axes up to 60 classes."""
+    """``confusion_matrix.png``: colours are the row-normalized confusion matrix (the fraction of
+    each true class's videos predicted as each class; the diagonal is the recall), with the video
+    counts written in the cells up to 20 classes and class names on the axes up to 60."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,10 +190,16 @@ def plot_confusion(path: Path, confusion: torch.Tensor, class_names: Sequence[st
     side = min(4 + 0.3 * num_classes, 40)
     fig, ax = plt.subplots(figsize=(side, side))
     image = ax.imshow(rows.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("fraction of the true class's videos")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title("confusion matrix (fraction of each true class)")
+    numbers = "; numbers: videos" if num_classes <= 20 else ""
+    ax.set_title(
+        f"confusion matrix, {int(counts.sum())} videos\n"
+        f"colour: share of the true class (row){numbers}",
+        fontsize=9,
+    )
     if num_classes <= 60:
         names = list(class_names) if class_names else [str(k) for k in range(num_classes)]
         ax.set_xticks(range(num_classes), names[:num_classes], rotation=90)
@@ -232,6 +239,8 @@ def init_classifier_from(net: VideoMAEClassifier, path: str | Path) -> dict[str,
         "num_classes": net.num_classes,
         "num_frames": net.num_frames,
         "img_size": net.img_size,
+        # the pooling layout of net, so that only net's own fresh tensors are reported
+        **{k: net.config[k] for k in ("use_mean_pooling", "use_fc_norm") if k in net.config},
     }
     try:
         source = checkpoints.load(path, kind="classifier", **overrides)

@@ -15,11 +15,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from videomae.errors import ConfigError
 from videomae.utils.schemas import check_schemas
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key."""
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -54,9 +51,13 @@ def _check_masking(cfg: DictConfig, grid: tuple[int, int, int]) -> list[str]:
     return []
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` listing every bad key and value of ``cfg`` (keys named)."""
-    errors: list[str] = check_schemas(cfg)
+def validate_config(cfg: DictConfig, light: bool = False) -> None:
+    """Raise :class:`ConfigError` listing every bad key and value of ``cfg`` (keys named).
+
+    ``light``: only the checks that import nothing heavy (no torch, no Lightning), run by
+    :mod:`videomae.utils.preflight` before Hydra starts the job; the job runs them all.
+    """
+    errors: list[str] = check_schemas(cfg, light=light)
     img_size = _positive_int(cfg, "data.img_size", errors)
     num_frames = _positive_int(cfg, "data.num_frames", errors)
     _positive_int(cfg, "data.sampling_rate", errors)
@@ -85,7 +86,15 @@ def validate_config(cfg: DictConfig) -> None:
             isinstance(ratio, (int, float)) and not isinstance(ratio, bool) and 0 < ratio < 1
         ):
             errors.append(f"{key} must be in (0, 1), got {ratio!r}")
-    if not errors and img_size and patch and num_frames and tubelet and "masking" in cfg:
+    if (
+        not light
+        and not errors
+        and img_size
+        and patch
+        and num_frames
+        and tubelet
+        and "masking" in cfg
+    ):
         errors.extend(
             _check_masking(cfg, (num_frames // tubelet, img_size // patch, img_size // patch))
         )
@@ -123,14 +132,15 @@ def _check_warmup(cfg: DictConfig) -> list[str]:
 def compose_run_config(
     config_dir: str | Path,
     overrides: Sequence[str],
-    output_dir: str | Path,
+    output_dir: str | Path | None,
     config_name: str = "train.yaml",
 ) -> DictConfig:
     """Compose a run config as ``python train.py OVERRIDES`` (or ``eval.py``) would, outside Hydra.
 
     The ``hydra`` node is resolved into :class:`HydraConfig` and then dropped, and
     ``paths.output_dir`` (``${hydra:runtime.output_dir}`` in a real run) is set to
-    ``output_dir``, so the result resolves and instantiates like the job's config. Used to check
+    ``output_dir`` (None: ``hydra.run.dir``, as in the run), so the result resolves and
+    instantiates like the job's config. Used to check
     configs before any work (``videomae.demo``) and by the tests. ``PROJECT_ROOT`` must be set
     (:func:`videomae.utils.env.load_env`).
     """
@@ -139,6 +149,9 @@ def compose_run_config(
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from videomae.utils.runs import register_resolvers
+
+    register_resolvers()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
@@ -147,7 +160,8 @@ def compose_run_config(
             )
             HydraConfig().set_config(cfg)
             with open_dict(cfg):
-                cfg.paths.output_dir = str(output_dir)
+                run_dir = cfg.hydra.run.dir if output_dir is None else output_dir
+                cfg.paths.output_dir = str(Path(str(run_dir)).absolute())
                 del cfg["hydra"]
     finally:
         GlobalHydra.instance().clear()

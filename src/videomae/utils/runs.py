@@ -10,7 +10,7 @@
   (``...loss...`` down, ``...acc...`` up) and the value a failed sweep job returns (the worst
   one, so the search goes on and never picks it).
 - :func:`register_resolvers`: ``${metric_direction:<name>}`` and ``${sqlite_storage:<folder>}``
-  for ``hparams_search`` configs.
+  for ``hparams_search`` configs, ``${max_workers:<n>}`` for the data configs' loader workers.
 """
 
 from __future__ import annotations
@@ -67,6 +67,28 @@ def sweep_group(cfg: DictConfig) -> str | None:
     return sanitize(f"{cfg.get('task_name', 'sweep')}-{Path(str(hydra_cfg.sweep.dir)).name}")
 
 
+def hydra_choices() -> tuple[str | None, list[str]]:
+    """This job's ``experiment`` choice and its command-line overrides (``None, []`` outside
+    Hydra)."""
+    hydra_cfg = _hydra()
+    if hydra_cfg is None:
+        return None, []
+    experiment = hydra_cfg.runtime.choices.get("experiment")
+    return (str(experiment) if experiment else None), [str(o) for o in hydra_cfg.overrides.task]
+
+
+def job_log_name() -> str | None:
+    """The file name of this job's log in its run folder (``train.log``), None outside Hydra."""
+    hydra_cfg = _hydra()
+    return f"{hydra_cfg.job.name}.log" if hydra_cfg is not None else None
+
+
+def format_metrics(metrics: dict[str, float], digits: int = 4) -> dict[str, float]:
+    """``metrics`` sorted by name, each to ``digits`` significant digits, for the log (the
+    loggers' files keep full precision): ``0.6000000238`` -> ``0.6``, ``3.4e-07`` stays."""
+    return {k: float(f"{v:.{digits}g}") for k, v in sorted(metrics.items())}
+
+
 def in_multirun() -> bool:
     """Whether this job runs inside a Hydra multirun (sweep)."""
     from hydra.types import RunMode
@@ -109,11 +131,22 @@ def sqlite_storage(folder: str, filename: str = "optuna.db") -> str:
     return f"sqlite:///{path / filename}"
 
 
+def max_workers(limit: int) -> int:
+    """``limit``, but no more than the CPU cores this process may use (the loader workers of a
+    2-core machine: 2, not the data config's 10)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(int(limit), cores or 1))
+
+
 def register_resolvers() -> None:
-    """Register ``${metric_direction:NAME}`` and ``${sqlite_storage:FOLDER}`` (idempotent)."""
+    """Register ``${metric_direction:NAME}``, ``${sqlite_storage:FOLDER}`` and
+    ``${max_workers:N}`` (idempotent)."""
     for name, function in (
         ("metric_direction", metric_direction),
         ("sqlite_storage", sqlite_storage),
+        ("max_workers", max_workers),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

@@ -16,12 +16,16 @@ mean data.batch_size?``).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import functools
+import importlib.util
 import inspect
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -72,10 +76,20 @@ ENTRY_GROUPS = ("callbacks", "logger")
 """Groups made of named entries, each with its own ``_target_``."""
 
 
-def suggest(key: str, valid: list[str] | set[str]) -> str:
-    """``"; did you mean X?"`` for the valid key closest to ``key``, or ``""``."""
+def closest(key: str, valid: list[str] | set[str]) -> str | None:
+    """The valid name closest to ``key`` (a likely misspelling of it), or None."""
     close = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
+
+
+def unknown_key(path: str, key: str, valid: set[str], owner: str | None = None) -> str:
+    """``data.batchsize: unknown key; did you mean data.batch_size?``, or without a close
+    match the valid keys (of ``owner``, the target, when given)."""
+    match = closest(key, valid)
+    if match is not None:
+        return f"{path}.{key}: unknown key; did you mean {path}.{match}?"
+    where = f" for {owner}" if owner else ""
+    return f"{path}.{key}: unknown key{where} (valid: {', '.join(sorted(valid))})"
 
 
 def accepted_keys(target: Callable[..., Any]) -> set[str] | None:
@@ -94,35 +108,125 @@ def accepted_keys(target: Callable[..., Any]) -> set[str] | None:
     return names
 
 
-def check_target_node(node: DictConfig, path: str, errors: list[str]) -> None:
-    """Check the keys of ``node`` against its ``_target_`` signature, then its nested targets."""
+def imported_keys(target_path: str) -> set[str] | None:
+    """:func:`accepted_keys` of the object at ``target_path``, imported (ImportError naming the
+    cause when it cannot be)."""
+    try:
+        target = hydra.utils.get_object(target_path)
+    except Exception as error:  # hydra wraps the import error; keep its cause
+        raise ImportError(str(error.__cause__ or error)) from error
+    return accepted_keys(target)
+
+
+def _module_file(module: str) -> Path | None:
+    """The source file of ``module`` found without importing it (nor its packages)."""
+    top, *rest = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    if not rest:
+        return Path(spec.origin)
+    if not spec.submodule_search_locations:
+        return None
+    base = Path(next(iter(spec.submodule_search_locations))).joinpath(*rest)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def static_keys(target_path: str, depth: int = 0) -> set[str] | None:
+    """:func:`accepted_keys` read from the source of ``target_path`` (``package.module.Name``)
+    without importing it; None when the source does not say them plainly: a ``**kwargs``
+    parameter, an inherited or generated ``__init__`` (a dataclass with a base class or other
+    decorators), a compiled module, a name that is neither defined nor imported by name in its
+    module. A plain ``@dataclass`` gives its annotated fields."""
+    module, _, name = target_path.rpartition(".")
+    file = _module_file(module) if module and depth < 4 else None
+    if file is None or file.suffix != ".py":
+        return None
+    tree = ast.parse(file.read_text(encoding="utf-8"))
+    for statement in tree.body:
+        if isinstance(statement, ast.ImportFrom) and statement.module and statement.level == 0:
+            for alias in statement.names:
+                if (alias.asname or alias.name) == name:
+                    return static_keys(f"{statement.module}.{alias.name}", depth + 1)
+        if isinstance(statement, (ast.FunctionDef, ast.ClassDef)) and statement.name == name:
+            return _definition_keys(statement)
+    return None
+
+
+def _is_plain_dataclass(node: ast.ClassDef) -> bool:
+    """``@dataclass`` / ``@dataclass(...)`` as the only decorator, and no base class (whose
+    fields would come first)."""
+    if node.bases or len(node.decorator_list) != 1:
+        return False
+    decorator = node.decorator_list[0]
+    if isinstance(decorator, ast.Call):
+        decorator = decorator.func
+    return ast.unparse(decorator) in ("dataclass", "dataclasses.dataclass")
+
+
+def _definition_keys(node: ast.FunctionDef | ast.ClassDef) -> set[str] | None:
+    """The keyword parameters of a function, or of a class's own ``__init__`` (without
+    ``self``); None for ``**kwargs``, decorated classes and classes without an ``__init__``."""
+    function = node
+    if isinstance(node, ast.ClassDef):
+        inits = [s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"]
+        if _is_plain_dataclass(node) and not inits:
+            return {
+                s.target.id
+                for s in node.body
+                if isinstance(s, ast.AnnAssign)
+                and isinstance(s.target, ast.Name)
+                and "ClassVar" not in ast.unparse(s.annotation)
+            }
+        if node.decorator_list or not inits:
+            return None
+        function = inits[0]
+    arguments = function.args
+    if arguments.kwarg is not None:
+        return None
+    names = [a.arg for a in arguments.args]  # positional-only ones are not keywords
+    if isinstance(node, ast.ClassDef) and not arguments.posonlyargs:
+        names = names[1:]  # self
+    return set(names) | {a.arg for a in arguments.kwonlyargs}
+
+
+def check_target_node(
+    node: DictConfig,
+    path: str,
+    errors: list[str],
+    keys_of: Callable[[str], set[str] | None] = imported_keys,
+) -> None:
+    """Check the keys of ``node`` against its ``_target_``'s parameters (``keys_of``: imported
+    by default, :func:`static_keys` to read them without importing), then its nested targets."""
     target_path = node.get("_target_")
     if not isinstance(target_path, str):
         return
     try:
-        target = hydra.utils.get_object(target_path)
-    except Exception as error:  # hydra wraps the import error; keep its cause
-        cause = error.__cause__ or error
-        errors.append(f"{path}._target_: cannot import {target_path!r}: {cause}")
+        allowed = keys_of(target_path)
+    except ImportError as error:
+        errors.append(f"{path}._target_: cannot import {target_path!r}: {error}")
         return
-    allowed = accepted_keys(target)
     for key in node:
         key = str(key)
         if allowed is not None and key not in HYDRA_KEYS and key not in allowed:
-            errors.append(
-                f"{path}.{key}: unknown key for {target_path}"
-                f"{suggest(key, allowed)} (valid: {', '.join(sorted(allowed))})"
-            )
+            errors.append(unknown_key(path, key, allowed, target_path))
             continue
         if OmegaConf.is_interpolation(node, key):
             continue  # e.g. model.masking: ${masking}, checked where it is defined
         child = node._get_node(key)
         if isinstance(child, DictConfig) and "_target_" in child:
-            check_target_node(child, f"{path}.{key}", errors)
+            check_target_node(child, f"{path}.{key}", errors, keys_of)
         elif isinstance(child, ListConfig):
             for i, item in enumerate(child):
                 if isinstance(item, DictConfig) and "_target_" in item:
-                    check_target_node(item, f"{path}.{key}[{i}]", errors)
+                    check_target_node(item, f"{path}.{key}[{i}]", errors, keys_of)
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:
@@ -156,10 +260,7 @@ def check_plain_node(node: DictConfig, path: str, schema: type, errors: list[str
     for key in node:
         key = str(key)
         if key not in fields:
-            errors.append(
-                f"{path}.{key}: unknown key{suggest(key, set(fields))} "
-                f"(valid: {', '.join(sorted(fields))})"
-            )
+            errors.append(unknown_key(path, key, set(fields)))
             continue
         value = values[key]
         if not _type_ok(value, hints[key]):
@@ -173,20 +274,24 @@ def check_plain_node(node: DictConfig, path: str, schema: type, errors: list[str
             errors.append(f"{path}.{name} is required ({schema.__name__})")
 
 
-def check_schemas(cfg: DictConfig) -> list[str]:
-    """Every schema error of ``cfg`` (empty list when the keys and types are valid)."""
+def check_schemas(cfg: DictConfig, light: bool = False) -> list[str]:
+    """Every schema error of ``cfg`` (empty list when the keys and types are valid).
+
+    ``light``: import nothing (parameters read by :func:`static_keys`, targets it cannot read
+    and the backbone name left to the full check)."""
+    keys_of = static_keys if light else imported_keys
     errors: list[str] = []
     for group in TARGET_GROUPS:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
-            check_target_node(node, group, errors)
+            check_target_node(node, group, errors, keys_of)
     for group in ENTRY_GROUPS:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
             for name in node:
                 entry = node.get(name)
                 if isinstance(entry, DictConfig):
-                    check_target_node(entry, f"{group}.{name}", errors)
+                    check_target_node(entry, f"{group}.{name}", errors, keys_of)
     plain: dict[str, type] = {"backbone": BackboneSchema}
     optim_schema = OPTIM_SCHEMAS.get(str(OmegaConf.select(cfg, "model._target_")))
     if optim_schema is not None:
@@ -196,12 +301,13 @@ def check_schemas(cfg: DictConfig) -> list[str]:
         if isinstance(node, DictConfig):
             check_plain_node(node, path, schema, errors)
     name = OmegaConf.select(cfg, "backbone.name")
-    if name is not None:
+    if name is not None and not light:
         from videomae.models.registry import SIZES
 
         if name not in SIZES:
+            match = closest(str(name), set(SIZES))
+            advice = f"; did you mean backbone.name={match}?" if match else ""
             errors.append(
-                f"backbone.name: unknown backbone {name!r}{suggest(str(name), set(SIZES))} "
-                f"(known: {', '.join(SIZES)})"
+                f"backbone.name: unknown backbone {name!r}{advice} (known: {', '.join(SIZES)})"
             )
     return errors
