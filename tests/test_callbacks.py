@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -237,3 +238,38 @@ def test_sanitize_run_names() -> None:
     )
     long = sanitize("x" * 300)
     assert len(long) == 96 and long != sanitize("x" * 299)
+
+
+def test_model_summary_hides_unmeasured_flops(capsys: pytest.CaptureFixture[str]) -> None:
+    """Lightning's summary reads 0 FLOPs without an example input: ours leaves them out (and
+    shows them when measured)."""
+    from videomae.callbacks.console import ModelSummary
+
+    data = [
+        (" ", ["0"]),
+        ("Name", ["net"]),
+        ("Type", ["VideoMAEPretrain"]),
+        ("Params", ["2.5 M"]),
+        ("Mode", ["train"]),
+        ("FLOPs", ["0"]),
+    ]
+    modes = {"train": 90, "eval": 0}
+    ModelSummary.summarize(data, 2_500_000, 2_500_000, 9.86, modes, total_flops=0)
+    shown = capsys.readouterr().out
+    assert "VideoMAEPretrain" in shown and "Total params" in shown
+    assert "FLOPs" not in shown
+    data[-1] = ("FLOPs", ["1.2 G"])
+    ModelSummary.summarize(data, 2_500_000, 2_500_000, 9.86, modes, total_flops=1_200_000_000)
+    shown = capsys.readouterr().out
+    assert "1.2 G" in shown and "Total FLOPs" in shown
+
+
+def test_progress_bar_metrics_without_version_and_rounded(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    from videomae.callbacks.console import ProgressBar
+
+    bar = ProgressBar()
+    trainer = L.Trainer(logger=CSVLogger(tmp_path), callbacks=[bar], enable_checkpointing=False)
+    trainer._logger_connector._progress_bar_metrics = {"train/loss_step": 0.0532456789}
+    assert bar.get_metrics(trainer, L.LightningModule()) == {"loss": "0.05325"}

@@ -239,8 +239,6 @@ def init_classifier_from(net: VideoMAEClassifier, path: str | Path) -> dict[str,
         "num_classes": net.num_classes,
         "num_frames": net.num_frames,
         "img_size": net.img_size,
-        # the pooling layout of net, so that only net's own fresh tensors are reported
-        **{k: net.config[k] for k in ("use_mean_pooling", "use_fc_norm") if k in net.config},
     }
     try:
         source = checkpoints.load(path, kind="classifier", **overrides)

@@ -80,12 +80,13 @@ def preflight(config_dir: str | Path, config_name: str, args: Sequence[str]) -> 
     the arguments to run (``eval.py``: with the checkpoint's experiment added). On a mistake:
     the short block and ``SystemExit(2)``.
 
-    Command lines with Hydra flags (``--help``, ``--cfg``, ``-m``, ...) and the DDP processes
-    Lightning launches are passed through unchecked (multirun jobs are checked one by one inside
-    the job).
+    Command lines with Hydra flags (``--help``, ``--cfg``, ``-m``, ...) or
+    ``hydra.mode=MULTIRUN``, and the DDP processes Lightning launches, are passed through
+    unchecked (multirun jobs are checked one by one inside the job).
     """
     args = list(args)
-    if any(arg.startswith("-") for arg in args) or not _is_rank_zero():
+    multirun = any(arg.startswith("-") or arg == "hydra.mode=MULTIRUN" for arg in args)
+    if multirun or not _is_rank_zero():
         return args
     try:
         cfg = compose(config_dir, config_name, args)
