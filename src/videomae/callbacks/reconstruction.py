@@ -157,7 +157,7 @@ class ReconstructionLogger(L.Callback):
             return None
         epoch = self._epoch_index(trainer)
         heading = (
-            f"epoch {epoch} (from 0), step {trainer.global_step}: validation clips "
+            f"epoch {epoch} (0-based), step {trainer.global_step}: validation clips "
             f"0-{video.shape[0] - 1}, one row each"
         )
         picture = with_titles(

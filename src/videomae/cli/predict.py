@@ -108,7 +108,13 @@ def load_for_inference(
     net = load(path)
     found = model_kind(net)
     if kind is not None and found != kind:
-        raise ValueError(f"{path} holds a {found} model; a {kind} is needed here")
+        advice = (
+            f"; fine-tune it first: python train.py experiment=<a fine-tuning experiment> "
+            f"model.init_from={path}"
+            if found == "pretrain"
+            else ""
+        )
+        raise ValueError(f"{path} holds a {found} model; a {kind} is needed here{advice}")
     raw = _read_raw(path)
     state = raw.get("state_dict") if isinstance(raw.get("state_dict"), Mapping) else {}
     ema = {k[len("ema.module.") :]: v for k, v in state.items() if k.startswith("ema.module.")}
