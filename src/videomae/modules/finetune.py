@@ -326,11 +326,6 @@ class FinetuneModule(L.LightningModule):
         self.init_report: dict[str, list[str]] | None = None
         if init_from:
             self.init_report = init_classifier_from(net, init_from)
-        else:
-            log.warning(
-                "model.init_from is null: the encoder starts from random weights (set "
-                "model.init_from=PATH to fine-tune a pretraining checkpoint)"
-            )
 
         self.freeze_encoder = bool(freeze_encoder)
         if self.freeze_encoder:
@@ -420,7 +415,13 @@ class FinetuneModule(L.LightningModule):
             self._compiled = True
 
     def on_fit_start(self) -> None:
-        """Report the batch sizes and the scaled learning rate."""
+        """Report the batch sizes and the scaled learning rate (and a new run's random
+        encoder: evaluating or resuming a checkpoint is not one)."""
+        if self.init_report is None and self.trainer.ckpt_path is None:
+            log.warning(
+                "model.init_from is null: the encoder starts from random weights (set "
+                "model.init_from=PATH to fine-tune a pretraining checkpoint)"
+            )
         log.info(
             "batch: %d videos per device, %d global; peak lr %.3g (base %.3g x %d / 256), "
             "layer decay %s",
