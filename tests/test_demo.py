@@ -14,38 +14,50 @@ from videomae import demo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_validation_interval_gives_about_five_points_and_the_last_epoch() -> None:
-    """--finetune-epochs N: validation every k epochs, k dividing N, about N / 5."""
-    for epochs, every in ((20, 4), (2, 1), (7, 1), (12, 2), (40, 8)):
-        jobs = demo.plan_jobs(Path("/x"), [0.9], [0], finetune_epochs=epochs)
-        assert f"trainer.check_val_every_n_epoch={every}" in jobs[-1].overrides, epochs
-        assert epochs % every == 0
+def test_validation_interval_gives_about_five_points_and_the_last_step() -> None:
+    """--finetune-steps N: validation every k steps, k dividing N, about N / 5."""
+    for steps, every in ((300, 60), (2, 1), (7, 1), (12, 2), (40, 8)):
+        jobs = demo.plan_jobs(Path("/x"), [0.9], [0], finetune_steps=steps)
+        assert f"trainer.val_check_interval={every}" in jobs[-1].overrides, steps
+        assert f"trainer.max_steps={steps}" in jobs[-1].overrides
+        assert steps % every == 0
 
 
-def test_plan_pretrains_then_fine_tunes_each_mask_and_seed_and_shares_scratch(
-    tmp_path: Path,
-) -> None:
-    """Folders, dependencies, launch order and overrides of every job."""
-    jobs = demo.plan_jobs(tmp_path, [0.75, 0.9], [0, 1], ["data.batch_size=4"], 3, 2)
-    names = [(j.name, j.mask, j.seed) for j in jobs]
-    # pretraining first (longest chain), then the scratch runs, then the fine-tunings
-    assert names[:4] == [("pretrain", m, s) for m in (0.75, 0.9) for s in (0, 1)]
-    assert names[4:6] == [("scratch", None, 0), ("scratch", None, 1)]
-    assert names[6:] == [("finetune", m, s) for m in (0.75, 0.9) for s in (0, 1)]
-    by_name = {(j.name, j.mask, j.seed): j for j in jobs}
+def test_plan_pretrains_once_then_fine_tunes_each_size_mask_and_seed(tmp_path: Path) -> None:
+    """Folders, dependencies, launch order, labeled subsets and overrides of every job."""
+    jobs = demo.plan_jobs(tmp_path, [0.75, 0.9], [0, 1], [2, 5], ["data.batch_size=4"], 3, 40)
+    names = [(j.name, j.labeled, j.mask, j.seed) for j in jobs]
+    # pretraining first (longest chain, shared by every size), then scratch, then fine-tuning
+    assert names[:4] == [("pretrain", None, m, s) for m in (0.75, 0.9) for s in (0, 1)]
+    assert names[4:8] == [("scratch", k, None, s) for k in (2, 5) for s in (0, 1)]
+    assert names[8:] == [("finetune", k, m, s) for m in (0.75, 0.9) for s in (0, 1) for k in (2, 5)]
+    by_name = {(j.name, j.labeled, j.mask, j.seed): j for j in jobs}
     for mask in (0.75, 0.9):
         for seed in (0, 1):
-            pre, fine = by_name["pretrain", mask, seed], by_name["finetune", mask, seed]
-            assert fine.after is pre
+            pre = by_name["pretrain", None, mask, seed]
             assert pre.run_dir == tmp_path / f"mask_{mask:g}" / f"seed_{seed}" / "pretrain"
             assert f"masking.ratio={mask}" in pre.overrides
             assert "trainer.max_epochs=3" in pre.overrides
-            assert f"model.init_from={pre.run_dir / 'checkpoints' / 'last.ckpt'}" in fine.overrides
-            assert "trainer.max_epochs=2" in fine.overrides
-            assert "trainer.check_val_every_n_epoch=1" in fine.overrides
-    scratch = by_name["scratch", None, 1]
-    assert scratch.after is None and scratch.run_dir == tmp_path / "scratch" / "seed_1"
-    assert not any(o.startswith("model.init_from") for o in scratch.overrides)
+            assert not any("labeled_per_class" in o for o in pre.overrides)  # every video
+            for k in (2, 5):
+                fine = by_name["finetune", k, mask, seed]
+                assert fine.after is pre
+                assert fine.run_dir == tmp_path / f"labeled_{k}" / f"mask_{mask:g}" / f"seed_{seed}"
+                ckpt = pre.run_dir / "checkpoints" / "last.ckpt"
+                assert f"model.init_from={ckpt}" in fine.overrides
+                assert "trainer.max_steps=40" in fine.overrides
+                assert "trainer.val_check_interval=8" in fine.overrides
+    for k in (2, 5):
+        for seed in (0, 1):
+            scratch = by_name["scratch", k, None, seed]
+            assert scratch.after is None
+            assert scratch.run_dir == tmp_path / f"labeled_{k}" / "scratch" / f"seed_{seed}"
+            assert not any(o.startswith("model.init_from") for o in scratch.overrides)
+            # the same labeled videos as the fine-tuning runs of this size and seed
+            for fine in (by_name["finetune", k, m, seed] for m in (0.75, 0.9)):
+                subset = [o for o in fine.overrides if "labeled_per_class" in o or "subset" in o]
+                assert subset == [f"+data.labeled_per_class={k}", f"+data.subset_seed={seed}"]
+                assert all(o in scratch.overrides for o in subset)
     for job in jobs:
         assert f"seed={job.seed}" in job.overrides
         assert f"hydra.run.dir={job.run_dir}" in job.overrides
@@ -92,21 +104,29 @@ def test_summary_and_table_numbers() -> None:
     assert (stats["min"], stats["max"], stats["n"]) == (0.5, 0.7, 3)
     assert demo.summarize([0.4])["std"] == 0.0
 
-    def row(mask: float | None, top1: list[float]) -> dict:
+    def row(labeled: int, mask: float | None, top1: list[float]) -> dict:
         runs = {s: demo.RunResult(v, 1.0, 10) for s, v in enumerate(top1)}
         return {
+            "labeled": labeled,
             "mask": mask,
             "runs": runs,
             "top1": demo.summarize(top1),
             "top5": demo.summarize([1.0] * len(top1)),
         }
 
-    rows = {"mask_0.9": row(0.9, [0.5, 0.6, 0.7]), "scratch": row(None, [0.3, 0.3, 0.3])}
+    rows = {
+        "labeled_40/scratch": row(40, None, [0.8, 0.9, 0.9]),
+        "labeled_5/mask_0.9": row(5, 0.9, [0.5, 0.6, 0.7]),
+        "labeled_5/scratch": row(5, None, [0.3, 0.3, 0.2]),
+    }
     table = demo.markdown_table(rows, chance=0.125)
     lines = table.splitlines()
-    assert lines[2].startswith("| pretrained | tube masking 0.9 | 3 | 60.0 ± 10.0 | 100.0 ± 0.0 ")
-    assert "| 50.0, 60.0, 70.0 | +30.0 |" in lines[2]
-    assert lines[3].startswith("| from scratch | none | 3 | 30.0 ± 0.0 |")
+    assert lines[2].startswith(
+        "| 5 | pretrained | tube masking 0.9 | 3 | 60.0 ± 10.0 | 100.0 ± 0.0 "
+    )
+    assert "| 50.0, 60.0, 70.0 | +33.3 (+20.0, +30.0, +50.0) |" in lines[2]
+    assert lines[3].startswith("| 5 | from scratch | none | 3 | 26.7 ± 5.8 |")
+    assert lines[4].startswith("| 40 | from scratch | none | 3 | 86.7 ± 5.8 |")
     assert "Chance: 12.5% top-1." in table
 
 
@@ -117,9 +137,14 @@ def test_summary_and_table_numbers() -> None:
         (["--seeds", "0", "0"], "--seeds"),
         (["--jobs", "0"], "--jobs"),
         (["--pretrain-epochs", "0"], "--pretrain-epochs"),
+        (["--finetune-steps", "0"], "--finetune-steps"),
+        (["--labeled", "5", "5"], "--labeled"),
+        (["--labeled", "0"], "--labeled"),
+        (["--curve", "--labeled", "5"], "--curve"),
         (["--masks", "0.9", "0.90"], "--masks"),
         (["--override", "seed=3"], "seed=3"),
         (["--override", "masking.ratio=0.5"], "masking.ratio"),
+        (["--override", "+data.labeled_per_class=3"], "data.labeled_per_class"),
         (["--override", "hydra.run.dir=x"], "hydra.run.dir"),
         (["--override", "data.batch_size"], "KEY=VALUE"),
     ],
@@ -152,12 +177,14 @@ def test_bad_override_stops_before_any_work(tmp_path: Path) -> None:
 
 
 def test_too_short_run_for_the_warmup_stops_before_any_work(tmp_path: Path) -> None:
-    """--pretrain-epochs shorter than demo_pretrain's warmup is refused before the set is made."""
+    """--pretrain-epochs shorter than the pretraining's warmup is refused before the set is
+    made."""
     with pytest.raises(SystemExit, match=r"model\.optim\.warmup_epochs \(3\).*max_epochs 2"):
         demo.main(
             [
                 *("--seeds", "0", "--pretrain-epochs", "2", "--out", str(tmp_path / "demo")),
                 *("--override", f"paths.data_dir={tmp_path / 'data'}"),
+                *("--override", "model.optim.warmup_epochs=3"),
             ]
         )
     assert not (tmp_path / "data").exists()
@@ -167,65 +194,64 @@ def test_too_short_run_for_the_warmup_stops_before_any_work(tmp_path: Path) -> N
 def test_demo_at_reduced_size_writes_a_table_consistent_with_the_predictions(
     tmp_path: Path,
 ) -> None:
-    """Two seeds, two masking ratios, a few epochs on a small set: every file, every number."""
+    """Two seeds, two masking ratios, two labeled sizes, a few steps on a small set: every
+    file, every number."""
     out = tmp_path / "demo"
     code = demo.main(
         [
-            "--seeds",
-            "0",
-            "1",
-            "--masks",
-            "0.75",
-            "0.9",
-            "--pretrain-epochs",
-            "3",
-            "--finetune-epochs",
-            "2",
-            "--out",
-            str(out),
-            "--override",
-            f"paths.data_dir={tmp_path / 'data'}",
-            "--override",
-            "data.synthetic.train_per_class=4",
-            "--override",
-            "data.synthetic.val_per_class=2",
+            *("--seeds", "0", "1", "--masks", "0.75", "0.9", "--labeled", "1", "2"),
+            *("--pretrain-epochs", "3", "--finetune-steps", "4", "--out", str(out)),
+            *("--override", f"paths.data_dir={tmp_path / 'data'}"),
+            *("--override", "data.synthetic.train_per_class=4"),
+            *("--override", "data.synthetic.val_per_class=2"),
+            *("--override", "data.batch_size=4"),
         ]
     )
     assert code == 0
-    for name in ("results.md", "results.json", "accuracy_curves.png", "masking_ratio.png"):
+    for name in (
+        "results.md",
+        "results.json",
+        "accuracy_curves.png",
+        "label_efficiency.png",
+        "masking_ratio.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())
     assert {j["status"] for j in results["jobs"]} == {"done"}
     table = (out / "results.md").read_text()
-    for key in ("mask_0.75", "mask_0.9", "scratch"):
-        runs = results["rows"][key]["runs"]
-        assert sorted(runs) == ["0", "1"]
-        top1 = []
-        for seed, run in runs.items():
-            run_dir = out / key / f"seed_{seed}"
-            run_dir = run_dir / "finetune" if key != "scratch" else run_dir
-            # the table's numbers are those of the predictions file
-            assert demo.read_predictions(run_dir / "predictions.csv") == (
-                run["top1"],
-                run["top5"],
-                16,
+    for k in (1, 2):
+        for side in ("mask_0.75", "mask_0.9", "scratch"):
+            key = f"labeled_{k}/{side}"
+            runs = results["rows"][key]["runs"]
+            assert sorted(runs) == ["0", "1"]
+            top1 = []
+            for seed, run in runs.items():
+                run_dir = out / key / f"seed_{seed}"
+                # the table's numbers are those of the predictions file
+                assert demo.read_predictions(run_dir / "predictions.csv") == (
+                    run["top1"],
+                    run["top5"],
+                    16,
+                )
+                assert run["curve"], "validation accuracy during fine-tuning"
+                top1.append(run["top1"])
+                log = (run_dir / "train.log").read_text()
+                assert f"data.labeled_per_class={k}: training on {8 * k} of" in log
+            mean = 100 * sum(top1) / len(top1)
+            name = "from scratch" if side == "scratch" else "pretrained"
+            line = next(
+                ln
+                for ln in table.splitlines()
+                if ln.startswith(f"| {k} | {name}")
+                and (side == "scratch" or f"masking {results['rows'][key]['mask']:g} |" in ln)
             )
-            assert run["curve"], "validation accuracy after each epoch"
-            top1.append(run["top1"])
-        mean = 100 * sum(top1) / len(top1)
-        line = next(
-            ln
-            for ln in table.splitlines()
-            if ln.startswith("| from scratch" if key == "scratch" else "| pretrained")
-            and (key == "scratch" or f"masking {results['rows'][key]['mask']:g} |" in ln)
-        )
-        assert re.search(rf"\| {mean:.1f} ± ", line), (line, mean)
+            assert re.search(rf"\| {mean:.1f} ± ", line), (line, mean)
 
 
 def test_report_rewrites_the_table_and_plots_from_the_run_folders(tmp_path: Path) -> None:
     """--report reads each run's predictions.csv and metrics.csv (no training)."""
     out = tmp_path / "demo"
-    jobs = demo.plan_jobs(out, [0.9], [0, 1])
+    jobs = demo.plan_jobs(out, [0.9], [0, 1], [5])
     correct = {("finetune", 0): 3, ("finetune", 1): 2, ("scratch", 0): 1, ("scratch", 1): 1}
     for job in jobs:
         if job.name == "pretrain":
@@ -238,19 +264,21 @@ def test_report_rewrites_the_table_and_plots_from_the_run_folders(tmp_path: Path
         metrics = job.run_dir / "csv" / "version_0" / "metrics.csv"
         metrics.parent.mkdir(parents=True)
         metrics.write_text(f"epoch,step,val/acc1\n0,9,0.25\n1,19,{hits / 4}\n")
-    record = {"masks": [0.9], "seeds": [0, 1], "minutes": 1.0, "parallel": 2, "jobs": []}
+    record = {"masks": [0.9], "seeds": [0, 1], "labeled": [5], "minutes": 1.0, "parallel": 2}
+    record["jobs"] = []
     record |= {"num_classes": 8, "val_videos": 4}
     (out / "results.json").write_text(json.dumps(record))
 
     assert demo.main(["--report", str(out)]) == 0
     table = (out / "results.md").read_text()
     assert (
-        "| pretrained | tube masking 0.9 | 2 | 62.5 ± 17.7 | 100.0 ± 0.0 | 75.0, 50.0 | +37.5 |"
-        in table
+        "| 5 | pretrained | tube masking 0.9 | 2 | 62.5 ± 17.7 | 100.0 ± 0.0 | 75.0, 50.0 "
+        "| +37.5 (+50.0, +25.0) |" in table
     )
-    assert "| from scratch | none | 2 | 25.0 ± 0.0 | 100.0 ± 0.0 | 25.0, 25.0 | 0 |" in table
+    assert "| 5 | from scratch | none | 2 | 25.0 ± 0.0 | 100.0 ± 0.0 | 25.0, 25.0 | 0 |" in table
     rewritten = json.loads((out / "results.json").read_text())
-    assert rewritten["rows"]["mask_0.9"]["runs"]["0"]["curve"] == [[9, 0.25], [19, 0.75]]
+    curve = rewritten["rows"]["labeled_5/mask_0.9"]["runs"]["0"]["curve"]
+    assert curve == [[9, 0.25], [19, 0.75]]
     assert (out / "accuracy_curves.png").stat().st_size > 0
 
 
@@ -261,9 +289,13 @@ def test_checks_then_makes_the_set_where_the_jobs_look_for_it(tmp_path: Path) ->
         "data.synthetic.train_per_class=1",
         "data.synthetic.val_per_class=1",
     ]
-    jobs = demo.plan_jobs(tmp_path / "demo", [0.9], [0], overrides)
+    jobs = demo.plan_jobs(tmp_path / "demo", [0.9], [0], [1], overrides)
     info = demo.check_and_prepare(jobs, ROOT)
-    assert info == {"num_classes": 8, "val_videos": 8}
+    assert {k: info[k] for k in ("num_classes", "train_videos", "val_videos")} == {
+        "num_classes": 8,
+        "train_videos": 8,
+        "val_videos": 8,
+    }
     root = tmp_path / "data" / "synthetic_demo"
     assert len((root / "train.csv").read_text().splitlines()) == 8
-    assert json.loads((root / "spec.json").read_text())["motion_speed"] == 3.0
+    assert json.loads((root / "spec.json").read_text())["scene"] == "drift"

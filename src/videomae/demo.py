@@ -1,29 +1,38 @@
-"""``make demo``: VideoMAE's data-efficiency result, reproduced at small scale on the CPU.
+"""``make demo``: VideoMAE's data efficiency, reproduced at small scale on the CPU.
 
-For every seed (and every masking ratio of ``--masks``) the demo runs, each as its own
-``python train.py`` job on the demo's generated set (``data=synthetic_demo``):
+The paper's claim is that masked pretraining makes a ViT a data-efficient learner. Here: tiny
+VideoMAE is pretrained on all the training videos of the generated drift set without their
+labels, then fine-tuned on a few labeled videos per class; the same classifier is trained from
+scratch on the same videos with the same settings and step budget; both are tested on every view
+of the validation videos. For every seed (and every labeled-set size of ``--labeled`` / every
+masking ratio of ``--masks``) the demo runs, each as its own ``python train.py`` job on the demo's
+generated set (``data=synthetic_demo``):
 
-(a) ``experiment=demo_pretrain``: tiny VideoMAE pretrained with tube masking on the training
-    videos, without their labels;
-(b) ``experiment=demo_finetune model.init_from=<(a)'s last.ckpt>``: fine-tuned on the labels;
-(c) ``experiment=demo_finetune``: the same classifier trained from scratch with the same
-    fine-tuning settings and budget (one per seed, shared by every masking ratio);
+(a) ``experiment=demo_pretrain``: pretraining with tube masking on every training video, no
+    labels (one per seed and masking ratio, shared by every labeled-set size);
+(b) ``experiment=demo_finetune model.init_from=<(a)'s last.ckpt> +data.labeled_per_class=K``:
+    fine-tuned on K labeled videos per class, drawn with the seed (``data.subset_seed``);
+(c) ``experiment=demo_finetune +data.labeled_per_class=K``: the same classifier from scratch on
+    the same K videos per class (one per seed and size, shared by every masking ratio);
 (d) both tested on every view (2 clips x 3 crops) of the validation videos (``test: true``).
 
 Then it reads each fine-tuning run's ``predictions.csv`` (top-1 / top-5 are computed from it)
-and its ``csv/version_0/metrics.csv`` (validation top-1 after each validated epoch), and writes
-to the demo folder ``results.md`` (the table), ``results.json`` (every number), and
-``accuracy_curves.png``; with several masking ratios also ``masking_ratio.png``.
+and its ``csv/version_0/metrics.csv`` (validation top-1 during fine-tuning), and writes to the
+demo folder ``results.md`` (the table: mean ± std over seeds, per seed, the paired gap),
+``results.json`` (every number) and ``accuracy_curves.png``; with several sizes
+(``--curve``) also ``label_efficiency.png`` (test top-1 against labeled videos per class), with
+several masking ratios ``masking_ratio.png``.
 
-Jobs run ``--jobs`` at a time (default: one per core), each single-threaded with its data
-decoded in-process: the whole demo took 16 minutes on 2 cores (2026-11-24). A job that
-fails is reported with its log and the demo goes on with the others; the exit status is 1 then.
+Jobs run ``--jobs`` at a time (default: one per core; with a GPU, up to 4 share it), each
+single-threaded with its data decoded in-process. A job that fails is reported with its log and
+the demo goes on with the others; the exit status is 1 then.
 
 Usage::
 
-    python -m videomae.demo                       # 3 seeds, tube masking 0.9
-    python -m videomae.demo --masks 0.75 0.9 0.95  # the masking-ratio mode (slower)
-    python -m videomae.demo --seeds 0 --pretrain-epochs 3 --finetune-epochs 2  # a quick look
+    python -m videomae.demo                        # 3 seeds, 5 labeled videos per class
+    python -m videomae.demo --curve                # labeled sizes 2, 5, 10, 40 (slower)
+    python -m videomae.demo --masks 0.75 0.9 0.95  # the masking-ratio mode
+    python -m videomae.demo --seeds 0 --pretrain-epochs 3 --finetune-steps 40  # a quick look
 """
 
 from __future__ import annotations
@@ -57,6 +66,10 @@ __all__ = [
 
 PRETRAIN = "demo_pretrain"
 FINETUNE = "demo_finetune"
+LABELED = 5
+"""Labeled training videos per class of the default demo (chosen by the probes in the README)."""
+CURVE_SIZES = (2, 5, 10, 40)
+"""The labeled-set sizes of ``--curve`` (40: every training video of the demo set)."""
 RESERVED = frozenset(
     {
         "experiment",
@@ -65,6 +78,10 @@ RESERVED = frozenset(
         "masking.ratio",
         "model.init_from",
         "trainer.max_epochs",
+        "trainer.max_steps",
+        "trainer.val_check_interval",
+        "data.labeled_per_class",
+        "data.subset_seed",
         "task_name",
         "auto_resume",
     }
@@ -79,8 +96,10 @@ class Job:
 
     Attributes:
         name: ``pretrain``, ``finetune`` (from a pretraining run) or ``scratch``.
-        seed: the run's ``seed``.
+        seed: the run's ``seed`` (and the draw of its labeled subset).
         mask: the pretraining masking ratio (``None`` for ``scratch``).
+        labeled: labeled videos per class of a fine-tuning or scratch run (``None`` for
+            ``pretrain``, which sees every training video without labels).
         run_dir: the run folder (``hydra.run.dir``).
         overrides: the command-line overrides of ``train.py``.
         after: the job whose checkpoint this one starts from, if any.
@@ -94,66 +113,81 @@ class Job:
     mask: float | None
     run_dir: Path
     overrides: list[str]
+    labeled: int | None = None
     after: Job | None = None
     status: str = "pending"
     seconds: float = 0.0
 
     @property
     def label(self) -> str:
-        """A short name for messages: ``pretrain mask=0.9 seed=0``."""
+        """A short name for messages: ``finetune labeled=5 mask=0.9 seed=0``."""
+        labeled = "" if self.labeled is None else f" labeled={self.labeled}"
         mask = "" if self.mask is None else f" mask={self.mask:g}"
-        return f"{self.name}{mask} seed={self.seed}"
+        return f"{self.name}{labeled}{mask} seed={self.seed}"
+
+    @property
+    def row(self) -> str:
+        """The results row of a fine-tuning or scratch run: ``labeled_5/mask_0.9``."""
+        side = "scratch" if self.mask is None else f"mask_{self.mask:g}"
+        return f"labeled_{self.labeled}/{side}"
+
+
+def validation_interval(steps: int) -> int:
+    """Validate every this many steps: about five points, the last step among them."""
+    return next(n for n in range(max(1, steps // 5), 0, -1) if steps % n == 0)
 
 
 def plan_jobs(
     out: Path,
     masks: Sequence[float],
     seeds: Sequence[int],
+    labeled: Sequence[int] = (LABELED,),
     extra: Sequence[str] = (),
     pretrain_epochs: int | None = None,
-    finetune_epochs: int | None = None,
+    finetune_steps: int | None = None,
 ) -> list[Job]:
     """The demo's jobs in a good launch order (pretraining first, scratch runs filling in).
 
-    Folders: ``<out>/mask_<m>/seed_<s>/{pretrain,finetune}`` and ``<out>/scratch/seed_<s>``.
-    ``*_epochs`` set ``trainer.max_epochs`` of those jobs (``None``: the experiment's value);
-    ``extra`` overrides go to every job, last, so they win.
+    Folders: ``<out>/mask_<m>/seed_<s>/pretrain``, ``<out>/labeled_<k>/mask_<m>/seed_<s>`` and
+    ``<out>/labeled_<k>/scratch/seed_<s>``. ``pretrain_epochs`` sets the pretraining's
+    ``trainer.max_epochs``, ``finetune_steps`` the fine-tuning budget (``None``: the
+    experiments' values); ``extra`` overrides go to every job, last, so they win.
     """
-    jobs: list[Job] = []
     pretrains: list[Job] = []
+    tuned: list[Job] = []
     for mask in masks:
         for seed in seeds:
-            run = out / f"mask_{mask:g}" / f"seed_{seed}"
+            run = out / f"mask_{mask:g}" / f"seed_{seed}" / "pretrain"
             pre = Job(
-                "pretrain",
-                seed,
-                mask,
-                run / "pretrain",
-                [f"experiment={PRETRAIN}", f"masking.ratio={mask}"],
-            )
-            ckpt = pre.run_dir / "checkpoints" / "last.ckpt"
-            fine = Job(
-                "finetune",
-                seed,
-                mask,
-                run / "finetune",
-                [f"experiment={FINETUNE}", f"model.init_from={ckpt}"],
-                after=pre,
+                "pretrain", seed, mask, run, [f"experiment={PRETRAIN}", f"masking.ratio={mask}"]
             )
             pretrains.append(pre)
-            jobs.append(fine)
+            ckpt = run / "checkpoints" / "last.ckpt"
+            for k in labeled:
+                folder = out / f"labeled_{k}" / f"mask_{mask:g}" / f"seed_{seed}"
+                overrides = [f"experiment={FINETUNE}", f"model.init_from={ckpt}"]
+                tuned.append(Job("finetune", seed, mask, folder, overrides, k, after=pre))
     scratch = [
-        Job("scratch", seed, None, out / "scratch" / f"seed_{seed}", [f"experiment={FINETUNE}"])
+        Job("scratch", seed, None, out / f"labeled_{k}" / "scratch" / f"seed_{seed}", [], k)
+        for k in labeled
         for seed in seeds
     ]
-    ordered = pretrains + scratch + jobs
+    for job in scratch:
+        job.overrides.append(f"experiment={FINETUNE}")
+    ordered = pretrains + scratch + tuned
     for job in ordered:
-        epochs = pretrain_epochs if job.name == "pretrain" else finetune_epochs
-        if epochs is not None:
-            job.overrides.append(f"trainer.max_epochs={epochs}")
-            if job.name != "pretrain":  # about five points on the curve, the last epoch included
-                every = next(n for n in range(max(1, epochs // 5), 0, -1) if epochs % n == 0)
-                job.overrides.append(f"trainer.check_val_every_n_epoch={every}")
+        if job.name == "pretrain" and pretrain_epochs is not None:
+            job.overrides.append(f"trainer.max_epochs={pretrain_epochs}")
+        if job.name != "pretrain":
+            job.overrides += [
+                f"+data.labeled_per_class={job.labeled}",
+                f"+data.subset_seed={job.seed}",
+            ]
+            if finetune_steps is not None:
+                job.overrides += [
+                    f"trainer.max_steps={finetune_steps}",
+                    f"trainer.val_check_interval={validation_interval(finetune_steps)}",
+                ]
         job.overrides += [
             f"seed={job.seed}",
             f"hydra.run.dir={job.run_dir}",
@@ -297,19 +331,21 @@ def _pct(stats: dict[str, float]) -> str:
 
 
 def collect(jobs: list[Job]) -> dict[str, Any]:
-    """Group the finished fine-tuning runs into ``{"scratch": ..., "mask_<m>": ...}`` rows."""
+    """Group the finished fine-tuning runs into rows ``labeled_<k>/mask_<m>`` and
+    ``labeled_<k>/scratch``, each ``{"labeled", "mask", "runs": {seed: RunResult}, "top1",
+    "top5"}``."""
     rows: dict[str, dict[str, Any]] = {}
     for job in jobs:
         if job.name == "pretrain" or job.status != "done":
             continue
-        key = "scratch" if job.mask is None else f"mask_{job.mask:g}"
         try:
             result = read_run(job.run_dir)
         except (OSError, ValueError) as error:
             print(f"[demo] cannot read {job.label}: {error}", flush=True)
             job.status = "failed (no results)"
             continue
-        rows.setdefault(key, {"mask": job.mask, "runs": {}})["runs"][job.seed] = result
+        row = rows.setdefault(job.row, {"labeled": job.labeled, "mask": job.mask, "runs": {}})
+        row["runs"][job.seed] = result
     for row in rows.values():
         runs = list(row["runs"].values())
         row["top1"] = summarize([r.top1 for r in runs])
@@ -317,101 +353,170 @@ def collect(jobs: list[Job]) -> dict[str, Any]:
     return rows
 
 
+def _order(rows: dict[str, Any]) -> list[str]:
+    """Rows by labeled-set size, pretrained (by mask) before scratch."""
+    return sorted(
+        rows, key=lambda k: (rows[k]["labeled"], rows[k]["mask"] is None, rows[k]["mask"] or 0)
+    )
+
+
+def paired_gap(row: dict[str, Any], scratch: dict[str, Any] | None) -> tuple[str, list[float]]:
+    """The mean top-1 gap (points) of ``row`` over scratch on the seeds both finished, as text,
+    and the per-seed gaps."""
+    common = sorted(set(row["runs"]) & set(scratch["runs"])) if scratch is not None else []
+    if not common:
+        return "n/a", []
+    diffs = [100 * (row["runs"][s].top1 - scratch["runs"][s].top1) for s in common]
+    text = f"{float(np.mean(diffs)):+.1f}"
+    if scratch is not None and (
+        len(common) < len(row["runs"]) or len(common) < len(scratch["runs"])
+    ):
+        text += f" (seeds {', '.join(map(str, common))})"
+    return text, diffs
+
+
 def markdown_table(rows: dict[str, Any], chance: float) -> str:
-    """The results table: one row per masking ratio and one for scratch, with the gap."""
-    scratch = rows.get("scratch")
+    """The results table: per labeled-set size, one row per masking ratio and one for scratch,
+    with the paired gap over scratch."""
     lines = [
-        "| model | pretraining | seeds | top-1 % (mean ± std) | top-5 % (mean ± std) "
-        "| top-1 per seed | gap vs scratch (top-1 points) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| labeled / class | model | pretraining | seeds | top-1 % (mean ± std) "
+        "| top-5 % (mean ± std) | top-1 per seed | gap vs scratch (top-1 points, per seed) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    order = sorted((k for k in rows if k != "scratch"), key=lambda k: rows[k]["mask"])
-    for key in [*order, "scratch"]:
-        if key not in rows:
-            continue
+    for key in _order(rows):
         row = rows[key]
         seeds = sorted(row["runs"])
         per_seed = ", ".join(f"{100 * row['runs'][s].top1:.1f}" for s in seeds)
-        if key == "scratch":
+        if row["mask"] is None:
             name, pre, gap = "from scratch", "none", "0"
         else:
             name, pre = "pretrained", f"tube masking {row['mask']:g}"
-            gap = "n/a"
-            common = sorted(set(seeds) & set(scratch["runs"])) if scratch is not None else []
-            if common:  # paired: the seeds both sides finished
-                diffs = [row["runs"][s].top1 - scratch["runs"][s].top1 for s in common]
-                gap = f"{100 * float(np.mean(diffs)):+.1f}"
-                if len(common) < len(seeds) or len(common) < len(scratch["runs"]):
-                    gap += f" (seeds {', '.join(map(str, common))})"
+            text, diffs = paired_gap(row, rows.get(f"labeled_{row['labeled']}/scratch"))
+            gap = text + (f" ({', '.join(f'{d:+.1f}' for d in diffs)})" if diffs else "")
         lines.append(
-            f"| {name} | {pre} | {len(seeds)} | {_pct(row['top1'])} | {_pct(row['top5'])} "
-            f"| {per_seed} | {gap} |"
+            f"| {row['labeled']} | {name} | {pre} | {len(seeds)} | {_pct(row['top1'])} "
+            f"| {_pct(row['top5'])} | {per_seed} | {gap} |"
         )
     lines.append("")
     lines.append(f"Chance: {100 * chance:.1f}% top-1.")
     return "\n".join(lines)
 
 
-def _figure(size: tuple[float, float]) -> tuple[Any, Any]:
-    """A new matplotlib figure and axes (Agg backend: no display needed)."""
+def _figure(size: tuple[float, float], panels: int = 1) -> tuple[Any, Any]:
+    """A new matplotlib figure and its axes (Agg backend: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=size)
+    return plt.subplots(1, panels, figsize=(size[0] * panels, size[1]), squeeze=False)
 
 
-def _save(fig: Any, ax: Any, path: Path, chance: float) -> None:
-    """Draw the chance line, the grid and the legend, write ``path`` and close ``fig``."""
-    import matplotlib.pyplot as plt
-
+def _finish(ax: Any, chance: float) -> None:
+    """The chance line, the grid and the legend of one panel."""
     ax.axhline(100 * chance, linestyle=":", color="black", label="chance")
     ax.grid(alpha=0.3)
     ax.legend()
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write ``path`` and close ``fig``."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
+def _name(row: dict[str, Any]) -> str:
+    return "from scratch" if row["mask"] is None else f"pretrained (mask {row['mask']:g})"
+
+
 def plot_curves(rows: dict[str, Any], path: Path, chance: float) -> None:
-    """Validation top-1 against the training step: mean over seeds, min-max band, per row."""
-    fig, ax = _figure((6.4, 4.2))
-    for key in sorted(rows, key=lambda k: (k == "scratch", rows[k]["mask"] or 0)):
-        row = rows[key]
-        curves = [r.curve for r in row["runs"].values() if r.curve]
-        if not curves:
-            continue
-        length = min(len(c) for c in curves)
-        steps = np.array([s for s, _ in curves[0][:length]])
-        values = np.array([[v for _, v in c[:length]] for c in curves]) * 100
-        name = "from scratch" if key == "scratch" else f"pretrained (mask {row['mask']:g})"
-        style = "--" if key == "scratch" else "-"
-        (line,) = ax.plot(steps, values.mean(0), style, marker="o", label=name)
-        ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("fine-tuning step")
-    ax.set_ylabel("validation top-1 % (one view)")
-    ax.set_title("Fine-tuning tiny on the demo set: mean and min-max over seeds")
-    _save(fig, ax, path, chance)
+    """Validation top-1 against the fine-tuning step, one panel per labeled-set size: mean
+    over seeds, min-max band, per row."""
+    sizes = sorted({row["labeled"] for row in rows.values()})
+    fig, axes = _figure((5.2, 4.0), len(sizes))
+    for ax, size in zip(axes[0], sizes, strict=True):
+        for key in (k for k in _order(rows) if rows[k]["labeled"] == size):
+            row = rows[key]
+            curves = [r.curve for r in row["runs"].values() if r.curve]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
+            steps = np.array([s for s, _ in curves[0][:length]])
+            values = np.array([[v for _, v in c[:length]] for c in curves]) * 100
+            style = "--" if row["mask"] is None else "-"
+            (line,) = ax.plot(steps, values.mean(0), style, marker="o", label=_name(row))
+            ax.fill_between(steps, values.min(0), values.max(0), color=line.get_color(), alpha=0.15)
+        ax.set_xlabel("fine-tuning step")
+        ax.set_ylabel("validation top-1 % (one view)")
+        ax.set_title(f"{size} labeled videos per class: mean, min-max over seeds", fontsize=9)
+        _finish(ax, chance)
+    _save(fig, path)
+
+
+def plot_labeled(rows: dict[str, Any], path: Path, chance: float) -> None:
+    """Test top-1 against the labeled videos per class: mean ± std over seeds, each seed's
+    value as a dot, pretrained (per mask) and scratch."""
+    fig, axes = _figure((6.0, 4.2))
+    ax = axes[0][0]
+    sides = sorted({row["mask"] for row in rows.values()}, key=lambda m: (m is None, m or 0))
+    for offset, mask in enumerate(sides):
+        side = sorted(
+            (row for row in rows.values() if row["mask"] == mask), key=lambda r: r["labeled"]
+        )
+        x = np.array([row["labeled"] for row in side], dtype=float)
+        y = np.array([100 * row["top1"]["mean"] for row in side])
+        err = np.array([100 * row["top1"]["std"] for row in side])
+        style = "--" if mask is None else "-"
+        line = ax.errorbar(x, y, yerr=err, fmt=style, marker="o", capsize=4, label=_name(side[0]))
+        shift = 1.0 + 0.03 * (offset - (len(sides) - 1) / 2)  # keep the dots apart
+        for row in side:
+            seeds = [100 * r.top1 for r in row["runs"].values()]
+            ax.scatter(
+                [row["labeled"] * shift] * len(seeds),
+                seeds,
+                s=12,
+                alpha=0.5,
+                color=line[0].get_color(),
+            )
+    ax.set_xscale("log")
+    sizes = sorted({row["labeled"] for row in rows.values()})
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.set_xlabel("labeled training videos per class (log scale)")
+    ax.set_ylabel("test top-1 % (2 clips x 3 crops)")
+    ax.set_title("Label efficiency: mean ± std over seeds, dots: seeds", fontsize=9)
+    _finish(ax, chance)
+    _save(fig, path)
 
 
 def plot_masks(rows: dict[str, Any], path: Path, chance: float) -> None:
-    """Test top-1 against the masking ratio (mean ± std), scratch as a band."""
-    masks = sorted(k for k in rows if k != "scratch")
+    """Test top-1 against the masking ratio (mean ± std) at the smallest labeled-set size,
+    scratch as a band."""
+    size = min(row["labeled"] for row in rows.values())
+    masks = sorted(
+        (k for k, r in rows.items() if r["mask"] is not None and r["labeled"] == size),
+        key=lambda k: rows[k]["mask"],
+    )
     x = [rows[k]["mask"] for k in masks]
     y = [100 * rows[k]["top1"]["mean"] for k in masks]
     err = [100 * rows[k]["top1"]["std"] for k in masks]
-    fig, ax = _figure((5.6, 4.0))
+    fig, axes = _figure((5.6, 4.0))
+    ax = axes[0][0]
     ax.errorbar(x, y, yerr=err, marker="o", capsize=4, label="pretrained")
-    if "scratch" in rows:
-        s = rows["scratch"]["top1"]
+    scratch = rows.get(f"labeled_{size}/scratch")
+    if scratch is not None:
+        s = scratch["top1"]
         ax.axhline(100 * s["mean"], linestyle="--", color="gray", label="from scratch")
         ax.axhspan(
             100 * (s["mean"] - s["std"]), 100 * (s["mean"] + s["std"]), color="gray", alpha=0.15
         )
     ax.set_xlabel("tube masking ratio of the pretraining")
     ax.set_ylabel("test top-1 % (2 clips x 3 crops)")
-    _save(fig, ax, path, chance)
+    ax.set_title(f"{size} labeled videos per class", fontsize=9)
+    _finish(ax, chance)
+    _save(fig, path)
 
 
 # ------------------------------------------------------------------------------- entry
@@ -421,6 +526,15 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def default_parallel(threads: int) -> int:
+    """Jobs at a time: one per ``threads`` cores; with a GPU, up to 4 jobs share it."""
+    import torch
+
+    if torch.cuda.is_available():
+        return max(1, min(4, _cores()))
+    return max(1, _cores() // threads)
 
 
 def _repo_root(value: str | None) -> Path:
@@ -442,7 +556,7 @@ def check_and_prepare(jobs: list[Job], root: Path) -> dict[str, Any]:
     value stops the demo here, naming the key, rather than after the pretraining runs. Paths
     resolve from ``root``, where the jobs run.
 
-    Returns ``{"num_classes", "val_videos"}`` for the table.
+    Returns ``{"num_classes", "train_videos", "val_videos", "device"}`` for the table.
     """
     import hydra
     from omegaconf import OmegaConf
@@ -491,7 +605,19 @@ def check_and_prepare(jobs: list[Job], root: Path) -> dict[str, Any]:
         datamodule, spec = first
         print(f"[demo] generated set: {datamodule.root}", flush=True)
         datamodule.prepare_data()
-    return {"num_classes": spec.num_classes, "val_videos": spec.num_classes * spec.val_per_class}
+    import torch
+
+    device = (
+        f"a GPU ({torch.cuda.get_device_name(0)})"
+        if torch.cuda.is_available()
+        else f"{_cores()} CPU cores"
+    )
+    return {
+        "num_classes": spec.num_classes,
+        "train_videos": spec.num_classes * spec.train_per_class,
+        "val_videos": spec.num_classes * spec.val_per_class,
+        "device": device,
+    }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -504,20 +630,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--masks", type=float, nargs="+", default=[0.9], help="tube masking ratios (default 0.9)"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--labeled",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="K",
+        help=f"labeled training videos per class of the fine-tuning runs (default {LABELED})",
+    )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help=f"the label-efficiency curve: --labeled {' '.join(map(str, CURVE_SIZES))}",
+    )
     parser.add_argument("--out", type=Path, default=None, help="demo folder (logs/demo/<time>)")
     parser.add_argument(
         "--jobs", type=int, default=None, help="jobs at a time (default: the number of cores)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--pretrain-epochs", type=int, default=None)
-    parser.add_argument("--finetune-epochs", type=int, default=None)
+    parser.add_argument(
+        "--finetune-steps",
+        type=int,
+        default=None,
+        help="steps of every fine-tuning and scratch run (default: demo_finetune's max_steps)",
+    )
     parser.add_argument(
         "--override",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="a train.py override for every job (repeatable), "
-        "e.g. data.synthetic.train_per_class=10",
+        "e.g. data.synthetic.train_per_class=10; on a GPU e.g. data.num_workers=4",
     )
     parser.add_argument("--root", default=None, help="the project checkout (default: this one)")
     parser.add_argument(
@@ -544,7 +688,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             )
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds: repeated seed in {args.seeds}")
-    for name in ("jobs", "threads", "pretrain_epochs", "finetune_epochs"):
+    if args.curve and args.labeled is not None:
+        parser.error("--curve sets the labeled sizes itself; give --curve or --labeled")
+    args.labeled = list(CURVE_SIZES) if args.curve else (args.labeled or [LABELED])
+    if len(set(args.labeled)) != len(args.labeled) or min(args.labeled) < 1:
+        parser.error(f"--labeled: sizes must be distinct and >= 1, got {args.labeled}")
+    for name in ("jobs", "threads", "pretrain_epochs", "finetune_steps"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -559,9 +708,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = _repo_root(args.root)
     out = args.out or root / "logs" / "demo" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = out.resolve()
-    parallel = args.jobs or max(1, _cores() // args.threads)
+    parallel = args.jobs or default_parallel(args.threads)
     jobs = plan_jobs(
-        out, args.masks, args.seeds, args.override, args.pretrain_epochs, args.finetune_epochs
+        out,
+        args.masks,
+        args.seeds,
+        args.labeled,
+        args.override,
+        args.pretrain_epochs,
+        args.finetune_steps,
     )
     start = time.perf_counter()
     info = check_and_prepare(jobs, root)
@@ -573,15 +728,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run_jobs(jobs, root, parallel, args.threads)
     minutes = (time.perf_counter() - start) / 60
-    failed = write_report(jobs, out, args.masks, args.seeds, minutes, parallel, info)
+    plan = {"masks": args.masks, "seeds": args.seeds, "labeled": args.labeled}
+    failed = write_report(jobs, out, plan, minutes, parallel, info)
     return 1 if failed else 0
 
 
 def write_report(
     jobs: list[Job],
     out: Path,
-    masks: Sequence[float],
-    seeds: Sequence[int],
+    plan: dict[str, list],
     minutes: float,
     parallel: int,
     info: dict[str, Any],
@@ -595,11 +750,15 @@ def write_report(
     table = markdown_table(rows, chance)
     failed = [j for j in jobs if j.status != "done"]
     header = (
-        f"# VideoMAE demo: pretrained vs from scratch\n\n"
-        f"tiny VideoMAE on the generated demo set (`data=synthetic_demo`, {info['num_classes']} "
-        f"motion classes, {info['val_videos']} test videos, 2 clips x 3 crops each); seeds "
-        f"{', '.join(map(str, seeds))}; {minutes:.1f} min wall with {parallel} job(s) at a "
-        f"time on {_cores()} cores.\n\n"
+        f"# VideoMAE demo: pretrained vs from scratch with few labels\n\n"
+        f"tiny VideoMAE pretrained on the {info.get('train_videos', '?')} training videos of the "
+        f"generated demo set (`data=synthetic_demo`, {info['num_classes']} motion classes) "
+        f"without labels, then fine-tuned on K labeled videos per class; the same classifier "
+        f"from scratch on the same videos and step budget; tested on {info['val_videos']} "
+        f"validation videos, 2 clips x 3 crops each. Seeds {', '.join(map(str, plan['seeds']))}"
+        f" (each draws its own labeled videos, the same for both sides); {minutes:.1f} min wall "
+        f"with {parallel} job(s) at a time on {info.get('device', f'{_cores()} CPU cores')}."
+        "\n\n"
     )
     notes = ""
     if failed:
@@ -612,8 +771,9 @@ def write_report(
         "parallel": parallel,
         "chance": chance,
         **info,
-        "masks": list(masks),
-        "seeds": list(seeds),
+        "masks": list(plan["masks"]),
+        "seeds": list(plan["seeds"]),
+        "labeled": list(plan["labeled"]),
         "jobs": [
             {
                 "job": j.label,
@@ -625,6 +785,7 @@ def write_report(
         ],
         "rows": {
             k: {
+                "labeled": r["labeled"],
                 "mask": r["mask"],
                 "top1": r["top1"],
                 "top5": r["top5"],
@@ -639,7 +800,9 @@ def write_report(
     (out / "results.json").write_text(json.dumps(record, indent=2))
     if rows:
         plot_curves(rows, out / "accuracy_curves.png", chance)
-        if len(masks) > 1:
+        if len(plan["labeled"]) > 1:
+            plot_labeled(rows, out / "label_efficiency.png", chance)
+        if len(plan["masks"]) > 1:
             plot_masks(rows, out / "masking_ratio.png", chance)
     print("\n" + table + notes, flush=True)
     print(f"\n[demo] {minutes:.1f} min; results in {out}", flush=True)
@@ -651,13 +814,14 @@ def report_only(out: Path) -> int:
     path = out / "results.json"
     try:
         record = json.loads(path.read_text())
-        masks, seeds = record["masks"], record["seeds"]
-        info = {"num_classes": record["num_classes"], "val_videos": record["val_videos"]}
+        plan = {k: record[k] for k in ("masks", "seeds", "labeled")}
+        info = {k: record[k] for k in ("num_classes", "val_videos")}
+        info |= {k: record[k] for k in ("train_videos", "device") if k in record}
     except (OSError, ValueError) as error:
         raise SystemExit(f"videomae.demo --report: cannot read {path}: {error}") from error
     except KeyError as error:
         raise SystemExit(f"videomae.demo --report: {path} has no {error} entry") from error
-    jobs = plan_jobs(out, masks, seeds)
+    jobs = plan_jobs(out, plan["masks"], plan["seeds"], plan["labeled"])
     previous = {j.get("job"): j for j in record.get("jobs", [])}
     for job in jobs:
         job.seconds = previous.get(job.label, {}).get("seconds", 0.0)
@@ -668,7 +832,7 @@ def report_only(out: Path) -> int:
         )
         job.status = "done" if finished.is_file() else f"missing ({finished.name})"
     minutes, parallel = record.get("minutes", 0.0), record.get("parallel", 0)
-    failed = write_report(jobs, out, masks, seeds, minutes, parallel, info)
+    failed = write_report(jobs, out, plan, minutes, parallel, info)
     return 1 if failed else 0
 
 

@@ -184,7 +184,9 @@ def train(cfg: DictConfig, guard: RunGuard | None = None) -> dict[str, float]:
     elif cfg.get("test"):
         checkpoint = trainer.checkpoint_callback
         best = getattr(checkpoint, "best_model_path", "") if not trainer.fast_dev_run else ""
-        if not best:
+        if not best and checkpoint is None:
+            log.info("test: on the last weights (no checkpoint callback)")
+        elif not best:
             log.warning("test: no best checkpoint, testing the last weights")
         results = trainer.test(
             model=model, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import numbers
 import warnings
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from videomae.data.lists import (
     data_set_paths,
     folder_classes,
     missing_files,
+    per_class_subset,
     read_list,
     require_data_set,
     require_path,
@@ -35,6 +37,8 @@ from videomae.data.transforms import (
 from videomae.errors import ConfigError
 
 __all__ = ["VideoDataModule"]
+
+log = logging.getLogger(__name__)
 
 
 def _check_int(key: str, value: Any, minimum: int) -> int:
@@ -181,6 +185,10 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         synthetic: ``SyntheticSpec`` fields of the generated set, or ``None`` for a real set.
         prepare_hint: how to prepare the data set, added to missing-file errors.
         seed: mixed into every clip's random generator (``None``: 0).
+        labeled_per_class: train on this many videos of each class only (drawn with
+            ``subset_seed`` from the training list; validation and test lists untouched): a
+            label-efficiency run. ``None``: the whole list.
+        subset_seed: the draw of ``labeled_per_class`` (the same subset for the same seed).
     """
 
     def __init__(
@@ -221,6 +229,8 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         synthetic: Mapping[str, Any] | None = None,
         prepare_hint: str | None = None,
         seed: int | None = 0,
+        labeled_per_class: int | None = None,
+        subset_seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -240,6 +250,8 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         self.max_tries = _check_int("max_tries", max_tries, 1)
         self.num_classes_config = _check_optional_int("num_classes", num_classes, 1)
         self.seed = 0 if seed is None else _check_int("seed", seed, 0)
+        self.labeled_per_class = _check_optional_int("labeled_per_class", labeled_per_class, 1)
+        self.subset_seed = _check_int("subset_seed", subset_seed, 0)
         self.pin_memory = _check_bool("pin_memory", pin_memory)
         self.persistent_workers = _check_bool("persistent_workers", persistent_workers)
         self.flip = _check_bool("flip", flip)
@@ -380,6 +392,15 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             if not records:
                 raise ConfigError(
                     f"data.train_list: the list {self.train_list_path} has no (existing) videos"
+                )
+            if self.labeled_per_class is not None:
+                records = per_class_subset(records, self.labeled_per_class, self.subset_seed)
+                log.info(
+                    "data.labeled_per_class=%d: training on %d of the training list's videos "
+                    "(subset_seed %d)",
+                    self.labeled_per_class,
+                    len(records),
+                    self.subset_seed,
                 )
             self.train_records = records
         if self.val_records is None and self.val_list_path is not None:

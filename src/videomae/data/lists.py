@@ -59,7 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from videomae.errors import DataNotFoundError
+from videomae.errors import ConfigError, DataNotFoundError
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -179,6 +179,35 @@ def require_data_set(
             require_path(
                 path, f"data.{key}: {'list file' if key.endswith('list') else 'file'}", hint
             )
+
+
+def per_class_subset(
+    records: Sequence[VideoRecord], per_class: int, seed: int
+) -> list[VideoRecord]:
+    """``per_class`` records of each class, drawn at random with ``seed`` (the same records for
+    the same list and seed, in list order): the labeled subset of a label-efficiency run.
+
+    Raises:
+        ConfigError: a record without a label, or a class with fewer than ``per_class`` records.
+    """
+    import random
+
+    by_class: dict[int, list[VideoRecord]] = {}
+    for record in records:
+        if record.label < 0:
+            raise ConfigError(
+                f"data.labeled_per_class needs labels; line {record.line} ({record.path}) has none"
+            )
+        by_class.setdefault(record.label, []).append(record)
+    short = {c: len(r) for c, r in sorted(by_class.items()) if len(r) < per_class}
+    if short:
+        raise ConfigError(
+            f"data.labeled_per_class={per_class}: classes with fewer training videos: "
+            + ", ".join(f"class {c} has {n}" for c, n in short.items())
+        )
+    rng = random.Random(seed)
+    chosen = {id(r) for c in sorted(by_class) for r in rng.sample(by_class[c], per_class)}
+    return [r for r in records if id(r) in chosen]
 
 
 def detect_list_format(list_file: str | Path) -> str:
