@@ -303,3 +303,21 @@ def test_random_clip_data_module_serves_fixed_shape_batches() -> None:
     assert not torch.equal(train[0]["video"], train[1]["video"])
     with pytest.raises(ValueError, match=r"data\.batch_size"):
         RandomClipDataModule(batch_size=0)
+
+
+def test_labeled_per_class_trains_on_a_subset_and_keeps_the_validation_list(
+    video_folder: Path,
+) -> None:
+    dm = _dm(video_folder, mode="finetune", labeled_per_class=1, subset_seed=3)
+    dm.setup("fit")
+    labels = sorted(r.label for r in dm.train_records)
+    assert labels == [0, 1, 2]  # one video of each class
+    assert len(dm.val_records) == len(VIDEO_FOLDER_CLIPS)  # validation untouched
+    again = _dm(video_folder, mode="finetune", labeled_per_class=1, subset_seed=3)
+    again.setup("fit")
+    assert [r.path for r in again.train_records] == [r.path for r in dm.train_records]
+    with pytest.raises(ValueError, match=r"data\.labeled_per_class=3: .*class 0 has 2"):
+        too_many = _dm(video_folder, labeled_per_class=3)
+        too_many.setup("fit")
+    with pytest.raises(ValueError, match=r"data\.labeled_per_class must be >= 1"):
+        _dm(video_folder, labeled_per_class=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from videomae.data.lists import (
     folder_classes,
     missing_files,
     natural_key,
+    per_class_subset,
     read_list,
 )
+from videomae.errors import ConfigError
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -217,3 +220,22 @@ def test_large_list_reads_quickly(tmp_path: Path) -> None:
     assert records[-1] == VideoRecord(tmp_path / "class 399" / "video_0049999.mp4", 399, n)
     assert missing_files(records, workers=4) == gone  # the thread-pool path, same answer
     assert elapsed < 10  # measured 1.5 s on the busy 2-core machine (pathlib dominates)
+
+
+# ---------------------------------------------------------------------------- labeled subset
+
+
+def test_per_class_subset_draws_k_of_each_class_reproducibly(tmp_path: Path) -> None:
+    records = [VideoRecord(tmp_path / f"v{i}.mp4", i % 3, i + 1) for i in range(30)]
+    subset = per_class_subset(records, 4, seed=7)
+    assert sorted(Counter(r.label for r in subset).values()) == [4, 4, 4]
+    assert [r.line for r in subset] == sorted(r.line for r in subset)  # list order kept
+    assert per_class_subset(records, 4, seed=7) == subset  # same seed, same videos
+    assert per_class_subset(records, 4, seed=8) != subset
+    assert per_class_subset(records, 10, seed=7) == records  # every video of every class
+    # a larger subset of the same seed is not required to contain a smaller one; each is a draw
+    with pytest.raises(ConfigError, match=r"labeled_per_class=11: .*class 0 has 10"):
+        per_class_subset(records, 11, seed=0)
+    unlabeled = [VideoRecord(tmp_path / "u.mp4", -1, 3)]
+    with pytest.raises(ConfigError, match=r"needs labels; line 3"):
+        per_class_subset(unlabeled, 1, seed=0)
