@@ -27,10 +27,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-def fake_checkpoint(path: Path, kind: str, experiment: str | None) -> Path:
+def fake_checkpoint(path: Path, kind: str, experiment: str | None, embed_dim: int = 192) -> Path:
     """A file holding only what :func:`read_record` reads: enough for the checks that run
     before any work (a run that got past them would fail to load it)."""
-    content: dict = {"videomae": {"kind": kind, "config": {"embed_dim": 192}}}
+    content: dict = {"videomae": {"kind": kind, "config": {"embed_dim": embed_dim}}}
     if experiment:
         content[RUN_KEY] = {"experiment": experiment, "overrides": ["data.num_frames=8"]}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +70,8 @@ def assert_user_error(proc: subprocess.CompletedProcess, *expected: str) -> str:
         ),
         (["ckpt_path={tmp}/nope/last.ckpt"], ["ckpt_path: checkpoint not found: {tmp}/nope"]),
         (["experiment=ssv2_pretrain"], ["data.root: data set folder not found: {data}/ssv2"]),
+        (["data=custom"], ["no value given for data.root; type data.root=<value>"]),
+        (["foo.bar=1"], ["foo.bar: the config has no 'foo' to hold it"]),
     ],
 )
 def test_mistakes_are_told_at_once(tmp_path: Path, args: list[str], expected: list[str]) -> None:
@@ -110,8 +112,17 @@ def test_checkpoint_of_the_wrong_kind(tmp_path: Path) -> None:
     args = ["experiment=synthetic_pretrain", f"ckpt_path={classifier}"]
     proc = run("eval.py", args, tmp_path / "r", data)
     assert_user_error(
-        proc, "experiment=synthetic_pretrain evaluates a pretraining model", "experiment= out"
+        proc,
+        "but this run evaluates a pretraining model",
+        "experiment= out",
+        "or pass experiment=synthetic_finetune data.num_frames=8",
     )
+    # the same kind of model, another network: the difference is named
+    wide = fake_checkpoint(tmp_path / "w" / "last.ckpt", "classifier", "synthetic_finetune", 384)
+    proc = run(
+        "eval.py", ["experiment=synthetic_finetune", f"ckpt_path={wide}"], tmp_path / "r", data
+    )
+    assert_user_error(proc, "whose network is not this run's: embed_dim: 384 in the checkpoint")
     proc = run("eval.py", [], tmp_path / "r", data)
     assert_user_error(proc, "ckpt_path is required: python eval.py ckpt_path=<checkpoint>")
     assert not (tmp_path / "r").exists()
@@ -166,7 +177,9 @@ def test_eval_reads_what_the_checkpoint_is(tmp_path: Path, data_dir: Path) -> No
     assert not any(o.startswith("hydra.") for o in record["overrides"])
 
     eval_dir = tmp_path / "eval"
-    proc = run("eval.py", [f"ckpt_path={ckpt}", "extras.print_config=false"], eval_dir, data_dir)
+    # model.top_k is a key of the fine-tuning model only: checked after the completion
+    args = [f"ckpt_path={ckpt}", "extras.print_config=false", "model.top_k=3"]
+    proc = run("eval.py", args, eval_dir, data_dir)
     assert_ok(proc)
     assert "evaluating it with experiment=synthetic_finetune" in proc.stdout
     assert (eval_dir / "predictions.csv").is_file()
@@ -203,27 +216,72 @@ def test_preflight_imports_neither_torch_nor_lightning(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_run_guard_removes_only_a_fresh_folder_without_work(tmp_path: Path) -> None:
-    fresh = tmp_path / "fresh"
-    (fresh / ".hydra").mkdir(parents=True)
-    (fresh / "train.log").write_text("")
-    with pytest.raises(RuntimeError), RunGuard(fresh, job_log="train.log"):
-        raise RuntimeError("a bug, not a user error: its traceback stays")
-    assert not fresh.exists()
+def test_run_guard_removes_only_the_folder_of_a_user_error_before_work(tmp_path: Path) -> None:
+    def hydra_folder(name: str) -> Path:
+        folder = tmp_path / name
+        (folder / ".hydra").mkdir(parents=True)
+        (folder / ".hydra" / "config.yaml").write_text("{}")
+        (folder / "train.log").write_text("")
+        return folder
 
-    worked = tmp_path / "worked"
-    (worked / ".hydra").mkdir(parents=True)
-    with pytest.raises(RuntimeError), RunGuard(worked, job_log="train.log") as guard:
-        guard.worked = True
-        raise RuntimeError("after the first step")
-    assert worked.exists()
-
-    resumed = tmp_path / "resumed"
-    (resumed / "checkpoints").mkdir(parents=True)
-    with pytest.raises(SystemExit) as exit_info, RunGuard(resumed, job_log="train.log"):
+    fresh = hydra_folder("fresh")
+    with pytest.raises(SystemExit) as exit_info, RunGuard(fresh, job_log="train.log"):
         raise UserError("data.root: data set folder not found: /x")
     assert exit_info.value.code == EXIT_USER_ERROR
-    assert (resumed / "checkpoints").is_dir()
+    assert not fresh.exists()
+
+    bug = hydra_folder("bug")  # a bug or an OOM: the folder and its log stay
+    with pytest.raises(RuntimeError), RunGuard(bug, job_log="train.log"):
+        raise RuntimeError("CUDA out of memory")
+    assert (bug / "train.log").is_file()
+
+    worked = hydra_folder("worked")
+    with pytest.raises(SystemExit), RunGuard(worked, job_log="train.log") as guard:
+        guard.worked = True
+        raise UserError("a broken video with data.on_error=raise, after the first step")
+    assert (worked / ".hydra").is_dir()
+
+    resumed = hydra_folder("resumed")
+    (resumed / "checkpoints").mkdir()
+    with pytest.raises(SystemExit), RunGuard(resumed, job_log="train.log"):
+        raise UserError("data.root: data set folder not found: /x")
+    assert (resumed / "checkpoints").is_dir() and (resumed / "train.log").is_file()
+
+    later = hydra_folder("later")  # written during the run (a logger's files): kept
+    with pytest.raises(SystemExit), RunGuard(later, job_log="train.log"):
+        (later / "csv").mkdir()
+        raise UserError("data.train_list: the list has no videos")
+    assert (later / "csv").is_dir() and (later / ".hydra").is_dir()
+
+
+def test_an_error_raised_while_handling_a_user_error_keeps_its_traceback() -> None:
+    from videomae.errors import find_user_error
+
+    try:
+        try:
+            raise UserError("masking.ratio must be in (0, 1)")
+        except UserError:
+            raise RuntimeError("a bug in the clean-up") from None
+    except RuntimeError as error:
+        assert find_user_error(error) is None
+    wrapped = RuntimeError("Error in call to target")
+    wrapped.__cause__ = UserError("data.batch_size must be >= 1")
+    assert isinstance(find_user_error(wrapped), UserError)
+
+
+def test_sweeps_and_flags_pass_through_unchecked() -> None:
+    """Multiruns (with -m, hydra.mode=MULTIRUN or an hparams_search config) are checked job by
+    job inside Hydra: the command line comes back as it was, even with sweep syntax."""
+    from videomae.utils.preflight import preflight
+
+    configs = ROOT / "configs"
+    for args in (
+        ["hparams_search=optuna", "masking.ratio=0.75,0.9"],
+        ["-m", "masking.ratio=0.75,0.9"],
+        ["hydra.mode=MULTIRUN", "masking.ratio=0.75,0.9"],
+        ["--cfg", "job"],
+    ):
+        assert preflight(configs, "train.yaml", args) == args
 
 
 def test_user_message_of_an_error_from_a_loader_worker() -> None:

@@ -39,13 +39,14 @@ def user_message(error: UserError) -> str:
 
 
 def find_user_error(error: BaseException) -> UserError | None:
-    """The :class:`UserError` in ``error``'s chain of causes (Hydra's ``instantiate`` wraps what
-    a constructor raises), or None."""
+    """The :class:`UserError` in ``error``'s chain of explicit causes (``raise ... from``, as
+    Hydra's ``instantiate`` wraps what a constructor raises), or None. An error raised while
+    another was being handled is not that error: it keeps its traceback."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         if isinstance(current, UserError):
             return current
         seen.add(id(current))
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
     return None

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, open_dict
 from videomae.checkpoint_files import is_checkpoint
 from videomae.errors import CheckpointError
 from videomae.train import build, has_test_loop, work_marker
-from videomae.utils.preflight import RunGuard
+from videomae.utils.preflight import RunGuard, check_checkpoint_fits
 from videomae.utils.runs import format_metrics, in_multirun, job_log_name
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def _evaluate(cfg: DictConfig, guard: RunGuard | None) -> dict[str, float]:
     if cfg.get("model") is not None and "init_from" in cfg.model:
         with open_dict(cfg):  # the weights come from ckpt_path: the initial ones are not read
             cfg.model.init_from = None
+    check_checkpoint_fits(ckpt, cfg, training=False)
     output_dir = Path(cfg.paths.output_dir)
     datamodule, model, trainer = build(cfg)
     trainer.callbacks.append(work_marker(guard))

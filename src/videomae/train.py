@@ -31,8 +31,8 @@ from videomae.checkpoint_files import RUN_KEY, is_sharded_checkpoint, resolve_ck
 from videomae.errors import CheckpointError
 from videomae.utils.config import validate_config
 from videomae.utils.instantiate import instantiate_callbacks, instantiate_loggers
-from videomae.utils.logs import quiet_logs
-from videomae.utils.preflight import RunGuard, check_resume_kind
+from videomae.utils.logs import quiet_logs, quiet_resume
+from videomae.utils.preflight import RunGuard, check_checkpoint_fits
 from videomae.utils.rich_config import print_config_tree
 from videomae.utils.runs import (
     failed_value,
@@ -145,7 +145,8 @@ def train(cfg: DictConfig, guard: RunGuard | None = None) -> dict[str, float]:
     datamodule, model, trainer = build(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, bool(cfg.get("auto_resume")))
     if ckpt_path:
-        check_resume_kind(ckpt_path, cfg)
+        check_checkpoint_fits(ckpt_path, cfg, training=True)
+        quiet_resume()
     if (
         ckpt_path
         and is_sharded_checkpoint(ckpt_path)

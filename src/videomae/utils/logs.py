@@ -28,8 +28,6 @@ IGNORED_WARNINGS = (
     r"`\.test\(ckpt_path=\"best\"\)` is called with Trainer configured with multiple",
     # eval.py loads a training checkpoint into a run whose checkpoint folder is another one
     r"The dirpath has changed from",
-    # a resumed run writes into the checkpoints folder it resumes from
-    r"Checkpoint directory .* exists and is not empty",
 )
 """Warnings (regular expressions matching their start) that are not shown."""
 
@@ -39,6 +37,13 @@ class _DropLines(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith(DROPPED_LINES)
+
+
+def quiet_resume() -> None:
+    """Also ignore, for a run that resumes from a checkpoint, Lightning's warning that the
+    checkpoints folder is not empty (it is the folder being resumed; a new run pointed at an old
+    folder with ``auto_resume=false`` still gets it)."""
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 def quiet_logs() -> None:

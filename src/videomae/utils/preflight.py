@@ -9,9 +9,11 @@ kind) and a real data set's folder and lists. A mistake prints one short block a
 status 2, before the config tree, the run folder and any work. ``HYDRA_FULL_ERROR=1`` raises it
 with its traceback instead.
 
-For ``eval.py`` it also reads what the checkpoint is: without ``experiment=`` on the command line,
-the run is composed with the experiment and the model/data overrides the checkpoint was trained
-with; with one, the two must agree.
+For ``eval.py`` it first reads what the checkpoint is: without ``experiment=`` on the command
+line, the run is composed with the experiment and the model/data overrides the checkpoint was
+trained with (with the same experiment, with those overrides); with another one, the checkpoint's
+kind and network must be the run's. A checkpoint given to ``train.py`` as ``ckpt_path`` must be of
+the run's kind and network too.
 
 Inside the job, :class:`RunGuard` does the same for the mistakes found later (after the heavy
 imports: a target's own checks, a list file's contents) and removes the run folder of a run that
@@ -20,6 +22,7 @@ failed before doing any work.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -72,27 +75,32 @@ def report(error: UserError) -> None:
 
 
 def _is_rank_zero() -> bool:
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("RANK", "0") == "0"
+    """Not one of the other processes of a distributed run (torchrun, Lightning, srun)."""
+    return all(os.environ.get(var, "0") == "0" for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
 def preflight(config_dir: str | Path, config_name: str, args: Sequence[str]) -> list[str]:
     """Check the command line ``args`` of ``train.py`` / ``eval.py`` (``config_name``) and return
-    the arguments to run (``eval.py``: with the checkpoint's experiment added). On a mistake:
-    the short block and ``SystemExit(2)``.
+    the arguments to run (``eval.py``: completed from the checkpoint). On a mistake: the short
+    block and ``SystemExit(2)``.
 
-    Command lines with Hydra flags (``--help``, ``--cfg``, ``-m``, ...) or
-    ``hydra.mode=MULTIRUN``, and the DDP processes Lightning launches, are passed through
-    unchecked (multirun jobs are checked one by one inside the job).
+    Command lines with Hydra flags (``--help``, ``--cfg``, ``-m``, ...), ``hydra.mode=MULTIRUN``
+    or an ``hparams_search`` (whose configs make a multirun), and the processes of a DDP run
+    other than rank 0, are passed through unchecked (multirun jobs are checked one by one inside
+    the job; ``eval.py`` then uses the experiment it is given).
     """
     args = list(args)
-    multirun = any(arg.startswith("-") or arg == "hydra.mode=MULTIRUN" for arg in args)
-    if multirun or not _is_rank_zero():
+    sweeping = any(
+        arg.startswith(("-", "hparams_search=")) or arg == "hydra.mode=MULTIRUN" for arg in args
+    )
+    if sweeping or not _is_rank_zero():
         return args
+    evaluating = config_name.startswith("eval")
     try:
+        if evaluating:
+            args = eval_arguments(args)
         cfg = compose(config_dir, config_name, args)
-        if config_name.startswith("eval"):
-            args, cfg = _eval_command(config_dir, config_name, args, cfg)
-        check(cfg, training=not config_name.startswith("eval"))
+        check(cfg, training=not evaluating)
     except UserError as error:
         if full_error():
             raise
@@ -144,7 +152,12 @@ def _unknown_key(config_dir: str | Path, config_name: str, args: Sequence[str], 
     except Exception:  # another mistake in the rest: say what Hydra says of this one
         return f"{key}: no such key in the config; to add it, type +{line}"
     parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-    present = {str(k) for k in parent} if isinstance(parent, DictConfig) else set()
+    if not isinstance(parent, DictConfig):
+        top = parent_key.split(".")[0]
+        close = difflib.get_close_matches(top, sorted(map(str, cfg)), n=1, cutoff=0.6)
+        advice = f"; did you mean {close[0]}?" if close else ""
+        return f"{key}: the config has no {parent_key!r} to hold it{advice}"
+    present = {str(k) for k in parent}
     target = parent.get("_target_") if isinstance(parent, DictConfig) else None
     accepted = static_keys(target) if isinstance(target, str) else None
     prefix = f"{parent_key}." if parent_key else ""
@@ -165,6 +178,14 @@ def check(cfg: DictConfig, training: bool = True) -> None:
     ``light=True``), the checkpoint and its kind, a real data set's files."""
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise CheckpointError("ckpt_path is required: python eval.py ckpt_path=<checkpoint>")
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            "no value given for "
+            + ", ".join(missing)
+            + "; type "
+            + " ".join(f"{key}=<value>" for key in missing)
+        )
     validate_config(cfg, light=True)
     output_dir = Path(str(cfg.paths.output_dir))
     ckpt_path = cfg.get("ckpt_path")
@@ -173,8 +194,8 @@ def check(cfg: DictConfig, training: bool = True) -> None:
         output_dir,
         bool(cfg.get("auto_resume")) and training,
     )
-    if ckpt is not None and training:
-        check_resume_kind(ckpt, cfg)
+    if ckpt is not None:
+        check_checkpoint_fits(ckpt, cfg, training)
     data = cfg.get("data")
     if (
         isinstance(data, DictConfig)
@@ -198,25 +219,91 @@ def _described(ckpt: str | Path, record: dict[str, Any]) -> str:
     return f"{ckpt} is a {KIND_WORDS[record['kind']]} checkpoint{made}"
 
 
-def check_resume_kind(ckpt: str | Path, cfg: DictConfig) -> None:
-    """``ckpt_path`` continues a run of the same kind: a pretraining checkpoint given to a
-    fine-tuning run (or the reverse) is refused, saying what to type instead."""
+SHAPE_KEYS = (
+    "in_chans",
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "mlp_ratio",
+    "qkv_bias",
+    "patch_size",
+    "tubelet_size",
+    "num_classes",
+    "use_mean_pooling",
+    "use_fc_norm",
+    "decoder_embed_dim",
+    "decoder_depth",
+    "decoder_num_heads",
+)
+"""Network settings a checkpoint's weights fix (their values must agree to load it)."""
+
+
+def network_differences(record: dict[str, Any], cfg: DictConfig) -> list[str]:
+    """``key: <checkpoint> in the checkpoint, <run> here`` for every :data:`SHAPE_KEYS` entry
+    on which the checkpoint's network and ``cfg.model.net`` disagree."""
+    net = OmegaConf.select(cfg, "model.net")
+    if not isinstance(net, DictConfig):
+        return []
+    here = OmegaConf.to_container(net, resolve=True)
+    stored = dict(record.get("config") or {})
+    if record["kind"] == "classifier":
+        stored.setdefault("use_fc_norm", True)  # stored only when false
+    return [
+        f"{key}: {stored[key]} in the checkpoint, {here[key]} here"
+        for key in SHAPE_KEYS
+        if key in stored and key in here and stored[key] != here[key]  # type: ignore[operator]
+    ]
+
+
+def _rerun_line(record: dict[str, Any]) -> str:
+    """The experiment and the carried overrides a checkpoint was trained with, as arguments."""
+    words = [f"experiment={record['experiment']}"] if record.get("experiment") else []
+    return " ".join(words + [o for o in record.get("overrides") or [] if _carried(o)])
+
+
+def check_checkpoint_fits(ckpt: str | Path, cfg: DictConfig, training: bool) -> None:
+    """A checkpoint given to a run is of the run's kind and network: ``ckpt_path`` continues a
+    run of the same kind (a pretraining checkpoint given to a fine-tuning run: use
+    ``model.init_from``), and ``eval.py`` tests a checkpoint with its own network; otherwise a
+    :class:`~videomae.errors.CheckpointError` saying what to type."""
     record = read_record(ckpt)
     kind = model_kind(cfg)
-    if record is None or kind is None or record["kind"] == kind:
+    if record is None or kind is None:
         return
-    if record["kind"] == "pretrain":
+    rerun = _rerun_line(record)
+    if record["kind"] != kind and not training:
+        raise CheckpointError(
+            f"ckpt_path: {_described(ckpt, record)}, but this run evaluates a {KIND_WORDS[kind]} "
+            "model.\n"
+            + (
+                f"Leave experiment= out (eval.py reads it from the checkpoint), or pass {rerun}"
+                if record.get("experiment")
+                else "Pass the experiment it was trained with, e.g. experiment="
+                + ("synthetic_finetune" if record["kind"] == "classifier" else "synthetic_pretrain")
+            )
+        )
+    if record["kind"] == "pretrain" and kind != "pretrain":
         raise CheckpointError(
             f"ckpt_path: {_described(ckpt, record)}; ckpt_path resumes a run of the same kind, "
             "and this run fine-tunes.\n"
             f"To fine-tune from its weights, start from them instead: model.init_from={ckpt}"
         )
-    experiment = record.get("experiment") or "<its fine-tuning experiment>"
-    raise CheckpointError(
-        f"ckpt_path: {_described(ckpt, record)}; this run pretrains and cannot resume it.\n"
-        f"To continue it: python train.py experiment={experiment} ckpt_path={ckpt}\n"
-        f"To evaluate it: python eval.py ckpt_path={ckpt}"
-    )
+    if record["kind"] != kind:
+        raise CheckpointError(
+            f"ckpt_path: {_described(ckpt, record)}; this run pretrains and cannot resume it.\n"
+            f"To continue it: python train.py {rerun or 'experiment=<its experiment>'} "
+            f"ckpt_path={ckpt}\n"
+            f"To evaluate it: python eval.py ckpt_path={ckpt}"
+        )
+    differences = network_differences(record, cfg)
+    if differences:
+        what = "continue" if training else "evaluate"
+        raise CheckpointError(
+            f"ckpt_path: {_described(ckpt, record)}, whose network is not this run's: "
+            + "; ".join(differences)
+            + f".\nTo {what} it, use the settings it was trained with"
+            + (f": {rerun}" if rerun else "")
+        )
 
 
 def _override_key(line: str) -> str:
@@ -231,71 +318,56 @@ def _carried(line: str) -> bool:
     )
 
 
-def _eval_command(
-    config_dir: str | Path, config_name: str, args: list[str], cfg: DictConfig
-) -> tuple[list[str], DictConfig]:
-    """``eval.py``'s command line completed from the checkpoint: its experiment and its
-    training overrides of the model and data (``CARRIED_GROUPS``) when no ``experiment=`` is
-    given; with one, the experiment must train the checkpoint's kind of model."""
-    if OmegaConf.is_missing(cfg, "ckpt_path"):
-        raise CheckpointError("ckpt_path is required: python eval.py ckpt_path=<checkpoint>")
-    ckpt = resolve_ckpt_path(str(cfg.ckpt_path), Path(str(cfg.paths.output_dir)), False)
+def eval_arguments(args: list[str]) -> list[str]:
+    """``eval.py``'s command line completed from its checkpoint: without ``experiment=``, the
+    checkpoint's experiment; with none or the same one, the checkpoint's training overrides of
+    the model and data (:data:`CARRIED_GROUPS`) that the command line does not set itself
+    (a key, or its whole group: ``data=hmdb51`` drops the recorded ``data.*``)."""
+    line = next((a for a in reversed(args) if a.startswith("ckpt_path=")), None)
+    if line is None:
+        return args  # check() says it is required
+    ckpt = resolve_ckpt_path(line.split("=", 1)[1], Path.cwd(), False)
     record = read_record(ckpt) if ckpt else None
-    if record is None:  # not one of our Lightning checkpoints: evaluated as configured
-        return args, cfg
-    kind = model_kind(cfg)
+    if record is None or not record.get("experiment"):
+        return args  # not one of ours, or too old to say: evaluated as configured
     given = next((a.split("=", 1)[1] for a in args if a.startswith("experiment=")), None)
-    if given is not None or not record.get("experiment"):
-        if kind is None or kind == record["kind"]:
-            return args, cfg
-        suggestion = record.get("experiment")
-        if given is not None:
-            raise CheckpointError(
-                f"ckpt_path: {_described(ckpt, record)}, but experiment={given} evaluates a "
-                f"{KIND_WORDS[kind]} model.\n"
-                + (
-                    f"Leave experiment= out (eval.py reads it from the checkpoint), "
-                    f"or pass experiment={suggestion}"
-                    if suggestion
-                    else "Pass the experiment the checkpoint was trained with"
-                )
-            )
-        raise CheckpointError(
-            f"ckpt_path: {_described(ckpt, record)} and does not record its experiment; pass "
-            "the one it was trained with, e.g. experiment="
-            + ("synthetic_finetune" if record["kind"] == "classifier" else "synthetic_pretrain")
-        )
+    if given is not None and given != record["experiment"]:
+        return args  # check_checkpoint_fits compares the kinds and the networks
     given_keys = {_override_key(a) for a in args}
     carried = [
-        str(line)
-        for line in record.get("overrides") or []
-        if _carried(str(line)) and _override_key(str(line)) not in given_keys
+        str(o)
+        for o in record.get("overrides") or []
+        if _carried(str(o))
+        and _override_key(str(o)) not in given_keys
+        and _override_key(str(o)).split(".")[0] not in given_keys
     ]
-    completed = [f"experiment={record['experiment']}", *carried, *args]
-    print(
-        f"eval.py: {_described(ckpt, record)}; evaluating it with "
-        + " ".join(completed[: len(carried) + 1]),
-        flush=True,
-    )
-    try:
-        return completed, compose(config_dir, config_name, completed)
-    except UserError as error:
-        raise CheckpointError(
-            f"the experiment and overrides recorded in {ckpt} do not compose now: {error}\n"
-            "Pass the experiment explicitly: python eval.py experiment=<name> ckpt_path=..."
-        ) from error
+    completed = [
+        *([] if given is not None else [f"experiment={record['experiment']}"]),
+        *carried,
+        *args,
+    ]
+    added = completed[: len(completed) - len(args)]
+    if added:
+        print(
+            f"eval.py: {_described(ckpt, record)}; evaluating it with {' '.join(added)}",
+            flush=True,
+        )
+    return completed
 
 
 class RunGuard:
     """Around a single run's job: a :class:`~videomae.errors.UserError` raised inside ends the
-    process with the short block and status 2 (no traceback unless ``HYDRA_FULL_ERROR=1``); on
-    any failure before the run did work (``worked`` stays False: set it once a batch has run or
-    a checkpoint was written), the run folder it made is removed. A folder that held more than
-    Hydra's files when the run began (a resumed run) is kept."""
+    process with the short block and status 2 (no traceback unless ``HYDRA_FULL_ERROR=1``); when
+    it came before the run did work (``worked`` stays False: set it once a batch has run or a
+    checkpoint was written), the run folder it made is removed if it still holds Hydra's files
+    only. A folder that held more than Hydra's files when the run began (a
+    resumed run) is kept, and so is the folder of any other failure (its log holds the
+    traceback)."""
 
     def __init__(self, output_dir: str | Path, job_log: str | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.worked = False
+        self.job_log = job_log
         ours = {*HYDRA_FILES, *([job_log] if job_log else [])}
         existing = set(os.listdir(self.output_dir)) if self.output_dir.is_dir() else set()
         self.fresh = not (existing - ours) and _is_rank_zero()
@@ -311,10 +383,26 @@ class RunGuard:
     ) -> bool:
         if error is None or not isinstance(error, Exception):
             return False
-        if self.fresh and not self.worked:
-            shutil.rmtree(self.output_dir, ignore_errors=True)
         user_error = find_user_error(error)
-        if user_error is None or full_error():
+        if user_error is None:
+            return False  # a bug or an environment failure: its folder and log stay
+        if self.fresh and not self.worked:
+            self._remove_folder()
+        if full_error():
             return False
         report(user_error)
         raise SystemExit(EXIT_USER_ERROR) from None
+
+    def _remove_folder(self) -> None:
+        """Remove the folder when it holds Hydra's files only (nothing else was written)."""
+        ours = {*HYDRA_FILES, *([self.job_log] if self.job_log else [])}
+        if not self.output_dir.is_dir() or set(os.listdir(self.output_dir)) - ours:
+            return
+        for name in ours:
+            path = self.output_dir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        with contextlib.suppress(OSError):
+            self.output_dir.rmdir()

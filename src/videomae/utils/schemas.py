@@ -176,7 +176,13 @@ def _definition_keys(node: ast.FunctionDef | ast.ClassDef) -> set[str] | None:
     ``self``); None for ``**kwargs``, decorated classes and classes without an ``__init__``."""
     function = node
     if isinstance(node, ast.ClassDef):
-        inits = [s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"]
+        inits = [
+            s
+            for s in node.body
+            if isinstance(s, ast.FunctionDef)
+            and s.name == "__init__"
+            and not any("overload" in ast.unparse(d) for d in s.decorator_list)
+        ]
         if _is_plain_dataclass(node) and not inits:
             return {
                 s.target.id
@@ -187,7 +193,7 @@ def _definition_keys(node: ast.FunctionDef | ast.ClassDef) -> set[str] | None:
             }
         if node.decorator_list or not inits:
             return None
-        function = inits[0]
+        function = inits[-1]
     arguments = function.args
     if arguments.kwarg is not None:
         return None
