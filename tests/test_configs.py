@@ -34,15 +34,17 @@ def test_default_is_synthetic_pretrain(tmp_path: Path) -> None:
     assert default.backbone.name == "tiny"
     assert default.data.synthetic is not None
     assert default.masking.ratio == 0.9
-    # the embedded set and clip: the drift scene, 8 frames every 2 at 64 px; the demo's set
-    # keeps the objects scene
+    # the embedded set and clip: the drift scene, 8 frames every 2 at 64 px; the demo's set is
+    # the same scene with twice the validation (test) videos, in its own folder
     assert default.data.synthetic.scene == "drift"
     assert (default.data.num_frames, default.data.sampling_rate, default.data.img_size) == (
         8,
         2,
         64,
     )
-    assert compose_cfg(tmp_path, ["data=synthetic_demo"]).data.synthetic.scene == "objects"
+    demo = compose_cfg(tmp_path, ["data=synthetic_demo"]).data
+    assert (demo.synthetic.scene, demo.synthetic.val_per_class) == ("drift", 20)
+    assert demo.root != default.data.root
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

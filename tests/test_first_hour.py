@@ -107,7 +107,8 @@ def test_checkpoint_of_the_wrong_kind(tmp_path: Path) -> None:
     assert_user_error(
         proc,
         "is a fine-tuning checkpoint (trained with experiment=synthetic_finetune)",
-        f"python train.py experiment=synthetic_finetune ckpt_path={classifier}",
+        # the experiment and the model/data overrides it was trained with
+        f"python train.py experiment=synthetic_finetune data.num_frames=8 ckpt_path={classifier}",
     )
     args = ["experiment=synthetic_pretrain", f"ckpt_path={classifier}"]
     proc = run("eval.py", args, tmp_path / "r", data)
