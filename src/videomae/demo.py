@@ -624,7 +624,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line of ``python -m videomae.demo``."""
     parser = argparse.ArgumentParser(
         prog="python -m videomae.demo",
-        description="Pretrained vs from-scratch tiny VideoMAE on the generated demo set (CPU).",
+        description="Pretrained vs from-scratch tiny VideoMAE with few labels on the generated "
+        "demo set (the CPU, or the GPU when there is one).",
     )
     parser.add_argument(
         "--masks", type=float, nargs="+", default=[0.9], help="tube masking ratios (default 0.9)"
@@ -645,7 +646,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=None, help="demo folder (logs/demo/<time>)")
     parser.add_argument(
-        "--jobs", type=int, default=None, help="jobs at a time (default: the number of cores)"
+        "--jobs",
+        type=int,
+        default=None,
+        help="jobs at a time (default: one per --threads cores; with a GPU, up to 4)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--pretrain-epochs", type=int, default=None)
