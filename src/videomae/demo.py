@@ -482,6 +482,7 @@ def plot_labeled(rows: dict[str, Any], path: Path, chance: float) -> None:
                 color=line[0].get_color(),
             )
     ax.set_xscale("log")
+    ax.minorticks_off()
     sizes = sorted({row["labeled"] for row in rows.values()})
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("labeled training videos per class (log scale)")
