@@ -689,7 +689,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(
                 f"--override {override!r}: expected KEY=VALUE with a key the demo does not set "
                 f"itself ({', '.join(sorted(RESERVED))}, hydra.*; use --seeds, --masks, --out, "
-                "--pretrain-epochs, --finetune-epochs)"
+                "--labeled, --pretrain-epochs, --finetune-steps)"
             )
     if len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds: repeated seed in {args.seeds}")
