@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from videomae.utils.runs import usable_cores
+
 __all__ = [
     "Job",
     "RunResult",
@@ -521,21 +523,13 @@ def plot_masks(rows: dict[str, Any], path: Path, chance: float) -> None:
 
 
 # ------------------------------------------------------------------------------- entry
-def _cores() -> int:
-    """The cores this process may run on (the affinity mask, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def default_parallel(threads: int) -> int:
     """Jobs at a time: one per ``threads`` cores; with a GPU, up to 4 jobs share it."""
     import torch
 
     if torch.cuda.is_available():
-        return max(1, min(4, _cores()))
-    return max(1, _cores() // threads)
+        return max(1, min(4, usable_cores()))
+    return max(1, usable_cores() // threads)
 
 
 def _repo_root(value: str | None) -> Path:
@@ -611,7 +605,7 @@ def check_and_prepare(jobs: list[Job], root: Path) -> dict[str, Any]:
     device = (
         f"a GPU ({torch.cuda.get_device_name(0)})"
         if torch.cuda.is_available()
-        else f"{_cores()} CPU cores"
+        else f"{usable_cores()} CPU cores"
     )
     return {
         "num_classes": spec.num_classes,
@@ -762,7 +756,7 @@ def write_report(
         f"from scratch on the same videos and step budget; tested on {info['val_videos']} "
         f"validation videos, 2 clips x 3 crops each. Seeds {', '.join(map(str, plan['seeds']))}"
         f" (each draws its own labeled videos, the same for both sides); {minutes:.1f} min wall "
-        f"with {parallel} job(s) at a time on {info.get('device', f'{_cores()} CPU cores')}."
+        f"with {parallel} job(s) at a time on {info.get('device', f'{usable_cores()} CPU cores')}."
         "\n\n"
     )
     notes = ""

@@ -131,13 +131,19 @@ def sqlite_storage(folder: str, filename: str = "optuna.db") -> str:
     return f"sqlite:///{path / filename}"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (the affinity mask, not the host's count)."""
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def max_workers(limit: int) -> int:
     """``limit``, but no more than the CPU cores this process may use (the loader workers of a
     2-core machine: 2, not the data config's 10)."""
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min(int(limit), cores or 1))
+    return max(0, min(int(limit), usable_cores()))
 
 
 def register_resolvers() -> None:
