@@ -415,6 +415,67 @@ def test_dataset_skips_broken_videos_to_the_next_index(video_folder: Path, tmp_p
         assert int(ds[0]["index"]) == 0
 
 
+def test_frame_cache_gives_the_same_items_and_decodes_each_video_once(
+    video_folder: Path, monkeypatch
+) -> None:
+    import videomae.data.datasets as datasets
+
+    records = _records(video_folder)
+    kwargs = dict(num_frames=8, sampling_rate=2, transform=PretrainTransform(32), train=True)
+    plain = VideoClipDataset(records, **kwargs)
+    cached = VideoClipDataset(records, frame_cache_mb=64, **kwargs)
+    calls: list[str] = []
+    real = datasets.read_frames
+
+    def counting(path, sampler, *args, **kw):
+        calls.append(str(path))
+        return real(path, sampler, *args, **kw)
+
+    monkeypatch.setattr(datasets, "read_frames", counting)
+    for epoch in range(3):
+        for i in range(len(records)):
+            a, b = plain[(i, epoch)], cached[(i, epoch)]
+            assert torch.equal(a["video"], b["video"]) and int(a["index"]) == int(b["index"])
+    # the plain dataset decodes every item; the cached one each video once
+    assert len(calls) == 3 * len(records) + len(records)
+    assert len(cached.cache) == len(records)
+    assert cached.cache.bytes == sum(
+        v.numel() for v in cached.cache._videos.values()
+    )  # uint8: one byte per value
+
+
+def test_frame_cache_keeps_the_most_recently_used_within_its_budget() -> None:
+    from videomae.data.datasets import FrameCache
+
+    cache = FrameCache(max_bytes=300)
+    video = {k: torch.zeros(100, dtype=torch.uint8) for k in "abcd"}
+    for k in "abc":
+        cache.put((k, 0, None), video[k])
+    assert cache.get(("a", 0, None)) is video["a"]  # a is now the most recent
+    cache.put(("d", 0, None), video["d"])  # b, the least recently used, goes
+    assert cache.get(("b", 0, None)) is None
+    assert {key[0] for key in cache._videos} == {"a", "c", "d"} and cache.bytes == 300
+    cache.put(("big", 0, None), torch.zeros(301, dtype=torch.uint8))  # over the budget: not kept
+    assert cache.get(("big", 0, None)) is None and len(cache) == 3
+
+
+def test_frame_cache_still_skips_broken_videos(video_folder: Path, tmp_path: Path) -> None:
+    good = _records(video_folder)
+    broken = _broken_files(tmp_path)
+    records = [good[0], VideoRecord(broken["text"], 8, 3), good[1]]
+    ds = VideoClipDataset(
+        records,
+        num_frames=4,
+        sampling_rate=2,
+        transform=EvalTransform(16),
+        train=False,
+        frame_cache_mb=64,
+    )
+    with pytest.warns(RuntimeWarning, match=str(broken["text"])):
+        assert int(ds[1]["index"]) == 2
+    assert len(ds.cache) == 1 and ds.failures == [str(broken["text"])]
+
+
 def test_dataset_on_error_raise(video_folder: Path, tmp_path: Path) -> None:
     broken = _broken_files(tmp_path)
     records = [VideoRecord(broken["text"], 0, 1), *_records(video_folder)]
@@ -508,6 +569,7 @@ def test_datamodule_missing_list_names_path(video_folder: Path, tmp_path: Path) 
         ("scales", [1.0, 1.5]),
         ("flip", "yes"),
         ("synthetic", 3),
+        ("frame_cache_mb", -1),
     ],
 )
 def test_datamodule_bad_values_name_the_key(video_folder: Path, key: str, value) -> None:

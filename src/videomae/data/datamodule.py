@@ -178,6 +178,9 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         test_num_crops: spatial crops per temporal view at test time.
         decode_threads: decoder threads per video (``0``: FFmpeg chooses).
         short_side: resize frames at decode time to this short side (``None``: original size).
+        frame_cache_mb: keep up to this many MiB of decoded videos in memory, per dataset and
+            loading process (0: none): for small sets read many times, each video is decoded
+            once (:class:`~videomae.data.datasets.FrameCache`; training and validation only).
         backend: ``auto`` (decord, then PyAV when decord fails), ``decord`` or ``pyav``.
         min_frames: videos with fewer frames are broken (``None``: ``num_frames``).
         on_error: broken videos: ``"skip"`` (next video, with a warning) or ``"raise"``.
@@ -222,6 +225,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         test_num_crops: int = 1,
         decode_threads: int = 1,
         short_side: int | None = None,
+        frame_cache_mb: float = 0,
         backend: str = "auto",
         min_frames: int | None = None,
         on_error: str = "skip",
@@ -246,6 +250,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         self.test_num_clips = _check_int("test_num_clips", test_num_clips, 1)
         self.test_num_crops = _check_int("test_num_crops", test_num_crops, 1)
         self.short_side = _check_optional_int("short_side", short_side, 1)
+        self.frame_cache_mb = _check_float("frame_cache_mb", frame_cache_mb, 0.0, float("inf"))
         self.min_frames = _check_optional_int("min_frames", min_frames, 1)
         self.max_tries = _check_int("max_tries", max_tries, 1)
         self.num_classes_config = _check_optional_int("num_classes", num_classes, 1)
@@ -449,6 +454,8 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             num_sample=self.num_sample if stage == "train" else 1,
             decode_threads=self.decode_threads,
             short_side=self.short_side,
+            # the test reads each video once: nothing to keep
+            frame_cache_mb=self.frame_cache_mb if stage != "test" else 0,
             backend=self.backend,
             min_frames=self.min_frames,
             on_error=self.on_error,

@@ -21,6 +21,7 @@ DataLoader worker processes.
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,6 +52,41 @@ SAMPLING_CHOICES = ("dense", "segment")
 
 class ClipTooShortError(VideoDecodeError):
     """A video has fewer frames than a clip needs (``min_frames``); treated like a broken file."""
+
+
+class FrameCache:
+    """Decoded videos kept in memory, least recently used dropped first, up to ``max_bytes``.
+
+    For small data sets read many times (the generated sets, a few labeled videos per class):
+    each video is decoded whole once and its clips are cut from memory afterwards. A video larger
+    than the budget is not kept. Each DataLoader worker holds its own cache.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self.bytes = 0
+        self._videos: OrderedDict[tuple[str, int, int | None], torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._videos)
+
+    def get(self, key: tuple[str, int, int | None]) -> torch.Tensor | None:
+        """The frames stored under ``key`` (now the most recently used), or None."""
+        frames = self._videos.get(key)
+        if frames is not None:
+            self._videos.move_to_end(key)
+        return frames
+
+    def put(self, key: tuple[str, int, int | None], frames: torch.Tensor) -> None:
+        """Keep ``frames`` under ``key``, dropping the least recently used videos to fit."""
+        size = frames.numel() * frames.element_size()
+        if size > self.max_bytes or key in self._videos:
+            return
+        while self.bytes + size > self.max_bytes:
+            _, old = self._videos.popitem(last=False)
+            self.bytes -= old.numel() * old.element_size()
+        self._videos[key] = frames
+        self.bytes += size
 
 
 class VideoClipDataset(Dataset):
@@ -102,6 +138,9 @@ class VideoClipDataset(Dataset):
         on_error: ``"skip"`` (replace by the next video) or ``"raise"``.
         seed: mixed into every item's generator.
         max_tries: videos tried per item before giving up when skipping.
+        frame_cache_mb: keep up to this many MiB of decoded videos in memory (a
+            :class:`FrameCache` per process; 0: none). Each video is then decoded whole once;
+            the items are the same as without the cache.
 
     Items are dicts: ``video`` float32 ``(C, T, H, W)`` (``(num_sample, C, T, H, W)`` with
     repeated augmentation, ``(V, C, T, H, W)`` in test mode); ``label`` int64 scalar; ``index``
@@ -128,6 +167,7 @@ class VideoClipDataset(Dataset):
         on_error: str = "skip",
         seed: int = 0,
         max_tries: int = 10,
+        frame_cache_mb: float = 0,
     ) -> None:
         if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
@@ -147,6 +187,8 @@ class VideoClipDataset(Dataset):
             raise ValueError(f"short_side must be >= 1 or None, got {short_side}")
         if min_frames is not None and min_frames < 1:
             raise ValueError(f"min_frames must be >= 1 or None, got {min_frames}")
+        if frame_cache_mb < 0:
+            raise ValueError(f"frame_cache_mb must be >= 0, got {frame_cache_mb}")
         self.records = list(records)
         self.num_frames = int(num_frames)
         self.sampling_rate = int(sampling_rate)
@@ -168,6 +210,7 @@ class VideoClipDataset(Dataset):
         self.seed = int(seed)
         self.max_tries = int(max_tries)
         self.failures: list[str] = []
+        self.cache = FrameCache(int(frame_cache_mb * 2**20)) if frame_cache_mb > 0 else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -213,15 +256,7 @@ class VideoClipDataset(Dataset):
             return self.frame_indices(length, sample_rng)
 
         try:
-            frames = read_frames(
-                record.path,
-                sampler,
-                num_threads=self.decode_threads,
-                short_side=self.short_side,
-                backend=self.backend,
-                start=record.start,
-                total=record.total,
-            )
+            frames = self._decode(record, sampler)
         except ClipTooShortError as err:  # raised by the sampler, without the file name
             raise ClipTooShortError(record.path, err.cause or str(err)) from None
         if self.test:
@@ -235,6 +270,36 @@ class VideoClipDataset(Dataset):
         item["label"] = torch.tensor(record.label, dtype=torch.int64)
         item["index"] = torch.tensor(index, dtype=torch.int64)
         return item
+
+    def _decode(self, record: VideoRecord, sampler: Callable[[int], np.ndarray]) -> torch.Tensor:
+        """The frames ``sampler`` picks from ``record``'s video: decoded, or cut from the cache.
+
+        Through the cache the whole range is decoded on first use; a video that fails whole
+        (e.g. a header that counts more frames than decode) is read by the sampler's frames only.
+        """
+
+        def decode(pick: Callable[[int], np.ndarray]) -> torch.Tensor:
+            return read_frames(
+                record.path,
+                pick,
+                num_threads=self.decode_threads,
+                short_side=self.short_side,
+                backend=self.backend,
+                start=record.start,
+                total=record.total,
+            )
+
+        if self.cache is None:
+            return decode(sampler)
+        key = (str(record.path), record.start, record.total)
+        video = self.cache.get(key)
+        if video is None:
+            try:
+                video = decode(np.arange)
+            except VideoDecodeError:
+                return decode(sampler)
+            self.cache.put(key, video)
+        return video[torch.from_numpy(np.asarray(sampler(len(video)), dtype=np.int64))]
 
     def _transformed(self, frames: torch.Tensor, rng: np.random.Generator) -> dict[str, Any]:
         """The transform's output as an item dict: ``{"video": ...}`` (and ``erase`` from the

@@ -443,8 +443,11 @@ class FinetuneModule(L.LightningModule):
         else:
             loss = self.train_loss(self.logits(video), label)
         # the step value is this rank's (no all-reduce every step); the epoch mean is reduced
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True)
+        n = label.shape[0]
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+        self.log(
+            "train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=n
+        )
         # the last group is the head's (lr scale 1): the schedule's value
         self.log("lr", self.optimizers().param_groups[-1]["lr"], on_step=True, on_epoch=False)
         return loss
@@ -463,9 +466,10 @@ class FinetuneModule(L.LightningModule):
         loss = F.cross_entropy(logits, label)
         self.val_acc1(logits, label)
         self.val_acc5(logits, label)
-        self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.log("val/acc1", self.val_acc1, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("val/acc5", self.val_acc5, on_step=False, on_epoch=True)
+        n = label.shape[0]
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
+        self.log("val/acc1", self.val_acc1, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log("val/acc5", self.val_acc5, on_epoch=True, batch_size=n)
         return loss
 
     # ------------------------------------------------------------------ test

@@ -151,8 +151,11 @@ class PretrainModule(L.LightningModule):
             )
         loss, _ = self(video, mask)
         # the step value is this rank's (no all-reduce every step); the epoch mean is reduced
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True)
+        n = video.shape[0]
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+        self.log(
+            "train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=n
+        )
         self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
@@ -161,7 +164,8 @@ class PretrainModule(L.LightningModule):
         video = batch["video"]
         mask = self.draw_mask(video.shape[0], video.device, seed=self.val_mask_seed + batch_idx)
         loss, _ = self(video, mask)
-        self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        n = video.shape[0]
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
         return loss
 
     # ------------------------------------------------------------------ optimization
