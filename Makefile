@@ -45,7 +45,7 @@ lock:  ## re-resolve the dependencies of pyproject.toml into requirements-lock.t
 train: $(STAMP)  ## pretrain tiny VideoMAE on the generated video set (CPU, a few minutes)
 	$(BIN)/python train.py $(ARGS)
 
-demo: $(STAMP)  ## pretrained vs from-scratch tiny VideoMAE with 5 labeled videos per class, 3 seeds (CPU, ~18 min); CURVE=1: the label-efficiency curve (~1 h); MASKS="0.75 0.9 0.95": per masking ratio
+demo: $(STAMP)  ## pretrained vs from-scratch tiny VideoMAE with 5 labeled videos per class, 3 seeds (CPU, ~13 min); CURVE=1: the label-efficiency curve (~1 h); MASKS="0.75 0.9 0.95": per masking ratio
 	$(BIN)/python -m videomae.demo $(if $(CURVE),--curve) $(if $(MASKS),--masks $(MASKS)) $(ARGS)
 
 test: $(STAMP)  ## run the test suite (excludes tests marked slow)
