@@ -14,7 +14,12 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from videomae.callbacks.reconstruction import SEPARATOR, reconstruction_grid, with_titles
+from videomae.callbacks.reconstruction import (
+    SEPARATOR,
+    reconstruct,
+    reconstruction_grid,
+    with_titles,
+)
 from videomae.callbacks.resume import ResumableSampler, resolve_ckpt_path
 from videomae.callbacks.throughput import (
     ThroughputMonitor,
@@ -24,7 +29,7 @@ from videomae.callbacks.throughput import (
 )
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 from videomae.models.masking import DualMasking, RunningCellMasking, TubeMasking, split_mask
-from videomae.models.pretrain import VideoMAEPretrain
+from videomae.models.pretrain import VideoMAEPretrain, pixel_tubelets, unpatchify
 from videomae.utils.runs import failed_value, metric_direction, sanitize
 
 TINY = dict(
@@ -49,25 +54,35 @@ def normalized_clip(batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.
     return pixels, (pixels - mean) / std
 
 
+def _geometry(net: VideoMAEPretrain) -> dict[str, int]:
+    return {"tubelet_size": net.tubelet_size, "patch_size": net.patch_size}
+
+
 @pytest.mark.parametrize("normalize_target", [True, False])
 def test_reconstruct_with_perfect_prediction_gives_the_original(normalize_target: bool) -> None:
     net = VideoMAEPretrain(**TINY, normalize_target=normalize_target)
+    geometry = _geometry(net)
     pixels, video = normalized_clip()
     mask = TubeMasking(0.75)(2, net.grid_size, generator=torch.Generator().manual_seed(1))
     _, masked_ids = split_mask(mask)
     perfect = torch.gather(
-        net._patchify_target(video), 1, masked_ids[:, :, None].expand(-1, -1, 2 * 8 * 8 * 3)
+        net.pixel_target(video), 1, masked_ids[:, :, None].expand(-1, -1, 2 * 8 * 8 * 3)
     )
-    masked, recon = net.reconstruct(video, mask, perfect)
+    masked, recon = reconstruct(video, mask, perfect, normalize_target=normalize_target, **geometry)
     assert recon.shape == pixels.shape
     torch.testing.assert_close(recon, pixels, atol=1e-4, rtol=0)
     # masked input: visible tokens as they are, masked tokens grey
-    token_pixels = net.pixel_tubelets(video)
-    back = net.unpatchify(token_pixels)
+    token_pixels = pixel_tubelets(video, **geometry)
+    back = unpatchify(token_pixels, net.grid_size, **geometry)
     torch.testing.assert_close(back, pixels, atol=1e-5, rtol=0)
-    grey = net.pixel_tubelets(masked_input_to_video(masked))
+    grey = pixel_tubelets(masked_input_to_video(masked), **geometry)
     assert torch.allclose(grey[mask], torch.full_like(grey[mask], 0.5), atol=1e-5)
     torch.testing.assert_close(grey[~mask], token_pixels[~mask], atol=1e-5, rtol=0)
+    # the V1 pair (decoder = ~mask) draws the same picture
+    masked_pair, recon_pair = reconstruct(
+        video, mask, perfect, ~mask, normalize_target=normalize_target, **geometry
+    )
+    assert torch.equal(masked_pair, masked) and torch.equal(recon_pair, recon)
 
 
 def masked_input_to_video(frames: torch.Tensor) -> torch.Tensor:
@@ -85,10 +100,11 @@ def test_reconstruct_dual_masking_fills_only_decoded_tokens() -> None:
     _, pred = net(video, mask, decoder_mask=decoder_mask)
     kept_ids, _ = split_mask(decoder_mask)
     assert pred.shape[1] == kept_ids.shape[1]
-    perfect = torch.gather(net._patchify_target(video), 1, kept_ids[:, :, None].expand_as(pred))
-    _, recon = net.reconstruct(video, mask, perfect, decoder_mask)
-    tokens = net.pixel_tubelets(masked_input_to_video(recon))
-    original = net.pixel_tubelets(video)
+    perfect = torch.gather(net.pixel_target(video), 1, kept_ids[:, :, None].expand_as(pred))
+    geometry = _geometry(net)
+    _, recon = reconstruct(video, mask, perfect, decoder_mask, normalize_target=True, **geometry)
+    tokens = pixel_tubelets(masked_input_to_video(recon), **geometry)
+    original = pixel_tubelets(video, **geometry)
     decoded = mask & ~decoder_mask  # masked for the encoder and predicted by the decoder
     undecoded = mask & decoder_mask
     assert decoded.any() and undecoded.any()

@@ -196,6 +196,23 @@ def test_dual_masking_returns_both_masks() -> None:
     assert (encoder & ~decoder).sum(dim=1).tolist() == [176 * 4] * 4
 
 
+def test_every_masking_gives_a_mask_pair() -> None:
+    """Tube and random masking pair their mask with a decoder that reconstructs every masked
+    token (V1); dual masking's pair is its two masks. The counts say the same."""
+    grid = (8, 14, 14)
+    for masking in (TubeMasking(0.9), RandomMasking(0.75)):
+        pair = masking.pair(3, grid, generator=_seeded(2))
+        assert isinstance(pair, MaskPair)
+        assert torch.equal(pair.encoder, masking(3, grid, generator=_seeded(2)))
+        assert torch.equal(pair.decoder, ~pair.encoder)
+        assert masking.num_decoded(grid) == masking.num_masked(grid)
+    dual = DualMasking(TubeMasking(0.9), RunningCellMasking(0.5))
+    pair = dual.pair(3, grid, generator=_seeded(2))
+    again = dual(3, grid, generator=_seeded(2))
+    assert torch.equal(pair.encoder, again.encoder) and torch.equal(pair.decoder, again.decoder)
+    assert dual.num_decoded(grid) == int((~pair.decoder[0]).sum()) == 784
+
+
 def test_masking_configs_instantiate() -> None:
     dual = hydra.utils.instantiate(OmegaConf.load(ROOT / "configs/masking/dual_90.yaml"))
     assert dual == DualMasking(TubeMasking(0.9), RunningCellMasking(0.5))
@@ -221,7 +238,7 @@ def _official_dual(model: VideoMAEPretrain, video, mask, decode_mask):
     pos_dec = pos[~decode_mask].reshape(b, -1, dim)
     full = torch.cat([x_vis + pos_vis, model.mask_token + pos_dec], dim=1)
     out = model.decoder(full, pos_dec.shape[1])
-    patches = model._patchify_target(video)
+    patches = model.pixel_target(video)
     labels = patches[~decode_mask].reshape(b, -1, patches.shape[-1])
     weight = mask[~decode_mask].reshape(b, -1).float()
     loss = (((out - labels) ** 2).mean(dim=-1) * weight).sum() / weight.sum()
@@ -248,7 +265,7 @@ def test_loss_is_the_mean_over_encoder_masked_decoder_kept_tokens(one_thread: No
     video, mask, decoder_mask = _batch(model, 4, seed=5)
     covered = mask & ~decoder_mask
     loss, pred = model(video, mask, decoder_mask=decoder_mask)
-    target = model._patchify_target(video)
+    target = model.pixel_target(video)
     errors = []
     for b in range(4):
         kept = torch.nonzero(~decoder_mask[b]).flatten().tolist()  # pred rows, ascending

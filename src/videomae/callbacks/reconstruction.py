@@ -5,8 +5,8 @@ Every ``every_n_epochs`` training epochs (and at the end of fit) the callback ta
 (``PretrainModule.draw_mask`` with ``val_mask_seed``, the masks of ``val/loss``), runs the network
 and draws one row per clip: ``num_frames`` frames of the original, then of the masked input
 (hidden tokens grey), then of the reconstruction (visible tokens original, masked ones
-predicted, de-normalized as :meth:`videomae.models.pretrain.VideoMAEPretrain.reconstruct`
-describes). Works with tube, random and dual masking.
+predicted, de-normalized as :func:`reconstruct` describes). Works with tube, random and dual
+masking.
 
 Above the panels a heading names them and says when the picture was drawn (epoch and step).
 The picture is saved as ``<run folder>/reconstructions/epoch_XXX.png``, ``XXX`` the index of the
@@ -29,13 +29,78 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image, ImageDraw, ImageFont
 
 from videomae.data.device import finish_batch
+from videomae.models.masking import split_mask
+from videomae.models.pretrain import TARGET_EPS, pixel_tubelets, unpatchify
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ReconstructionLogger", "reconstruction_grid"]
+__all__ = ["ReconstructionLogger", "reconstruct", "reconstruction_grid"]
 
 SEPARATOR = 2
 """Pixels of white between the frames and the columns of the picture."""
+
+
+@torch.no_grad()
+def reconstruct(
+    video: torch.Tensor,
+    mask: torch.Tensor,
+    pred: torch.Tensor,
+    decoder_mask: torch.Tensor | None = None,
+    *,
+    tubelet_size: int,
+    patch_size: int,
+    normalize_target: bool,
+    fill: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pictures of a masked reconstruction: ``(masked_input, reconstruction)`` in [0, 1].
+
+    Both are float32 ``(B, 3, T, H, W)`` RGB frames. ``masked_input`` is the clip with the
+    tokens masked for the encoder painted ``fill`` (grey). ``reconstruction`` keeps the visible
+    tokens' original pixels and puts the decoder's prediction on the masked ones; with
+    ``normalize_target`` the prediction is in per-tubelet standardized units and is mapped back
+    with the *original* tubelet's per-channel mean and std (``pred * (std + 1e-6) + mean``, as
+    the official VideoMAE visualization does: the picture shows the structure the model
+    predicted, at the true brightness). With dual masking (``decoder_mask``), masked tokens
+    that the decoder does not reconstruct stay ``fill``.
+
+    Args:
+        video: ImageNet-normalized ``(B, 3, T, H, W)``.
+        mask: bool ``(B, N)``, True = masked for the encoder.
+        pred: the network's prediction for ``mask`` (and ``decoder_mask``): ``(B, M, D)`` for
+            the masked tokens (V1), ``(B, K, D)`` for the kept tokens (dual masking).
+        decoder_mask: bool ``(B, N)``, True = not reconstructed by the decoder, or None (V1).
+        tubelet_size, patch_size, normalize_target: the network's (its ``config``).
+        fill: grey level of hidden tokens.
+    """
+    pixels = pixel_tubelets(video, tubelet_size, patch_size)  # (B, N, t*p*p, 3)
+    batch_size, num_tokens = pixels.shape[:2]
+    if decoder_mask is None:
+        predicted_ids = split_mask(mask, num_tokens)[1]  # masked tokens, ascending
+    else:
+        predicted_ids = split_mask(decoder_mask, num_tokens)[0]  # kept tokens, ascending
+    pred = pred.float().reshape(batch_size, predicted_ids.shape[1], -1, 3)
+    if normalize_target:
+        originals = torch.gather(
+            pixels, 1, predicted_ids[:, :, None, None].expand(-1, -1, *pixels.shape[2:])
+        )
+        mean = originals.mean(dim=-2, keepdim=True)
+        std = originals.var(dim=-2, unbiased=True, keepdim=True).sqrt()
+        pred = pred * (std + TARGET_EPS) + mean
+    hidden = mask[:, :, None, None]
+    masked_input = torch.where(hidden, torch.full_like(pixels, fill), pixels)
+    index = predicted_ids[:, :, None, None].expand(-1, -1, *pixels.shape[2:])
+    predicted = torch.zeros_like(pixels).scatter(1, index, pred)
+    has_pred = torch.zeros_like(mask).scatter(1, predicted_ids, True)
+    recon = torch.where((mask & has_pred)[:, :, None, None], predicted, masked_input)
+    grid = (
+        video.shape[2] // tubelet_size,
+        video.shape[3] // patch_size,
+        video.shape[4] // patch_size,
+    )
+    return (
+        unpatchify(masked_input, grid, tubelet_size, patch_size).clamp(0, 1),
+        unpatchify(recon, grid, tubelet_size, patch_size).clamp(0, 1),
+    )
 
 
 def reconstruction_grid(
@@ -134,7 +199,7 @@ class ReconstructionLogger(L.Callback):
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Path | None:
         """Draw the picture for the current epoch; return the PNG path (rank zero) or None."""
         if not hasattr(pl_module, "draw_mask") or not hasattr(
-            getattr(pl_module, "net", None), "reconstruct"
+            getattr(pl_module, "net", None), "normalize_target"
         ):
             return None  # not a masked-autoencoder module (e.g. fine-tuning): nothing to draw
         video = self._clips(trainer)
@@ -150,9 +215,18 @@ class ReconstructionLogger(L.Callback):
                 _, pred = pl_module(video, mask)
         finally:
             pl_module.train(was_training)
-        encoder_mask, decoder_mask = mask if isinstance(mask, tuple) else (mask, None)
-        masked, recon = pl_module.net.reconstruct(video, encoder_mask, pred, decoder_mask)
-        original = pl_module.net.unpatchify(pl_module.net.pixel_tubelets(video)).clamp(0, 1)
+        net = pl_module.net
+        geometry = {"tubelet_size": net.tubelet_size, "patch_size": net.patch_size}
+        masked, recon = reconstruct(
+            video,
+            mask.encoder,
+            pred,
+            mask.decoder,
+            normalize_target=net.normalize_target,
+            **geometry,
+        )
+        original = unpatchify(pixel_tubelets(video, **geometry), net.grid_size, **geometry)
+        original = original.clamp(0, 1)
         if not trainer.is_global_zero:
             return None
         epoch = self._epoch_index(trainer)

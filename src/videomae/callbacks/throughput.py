@@ -146,14 +146,10 @@ def _mask_counts(pl_module: L.LightningModule) -> tuple[int, int] | None:
     """``(masked for the encoder, decoded)`` token counts of the module's mask generator."""
     masking = getattr(pl_module, "masking", None)
     net = getattr(pl_module, "net", None)
-    if masking is None or net is None or not hasattr(masking, "num_masked"):
+    if masking is None or net is None or not hasattr(masking, "num_decoded"):
         return None
     grid = net.grid_size
-    encoder = getattr(masking, "encoder", masking)
-    decoder = getattr(masking, "decoder", None)
-    masked = int(encoder.num_masked(grid))
-    decoded = masked if decoder is None else int(net.num_patches - decoder.num_masked(grid))
-    return masked, decoded
+    return int(masking.num_masked(grid)), int(masking.num_decoded(grid))
 
 
 class ThroughputMonitor(L.Callback):

@@ -1,53 +1,61 @@
 """Models: ``nn.Module``s only (no Lightning, no I/O, nothing from ``videomae.data``).
 
+- :mod:`~videomae.models.config`: the typed model configs and the named sizes (no torch).
 - :mod:`~videomae.models.vit`: tubelet embedding, sinusoidal table, attention, blocks, encoder.
 - :mod:`~videomae.models.masking`: tube, random, running-cell and dual mask generators.
 - :mod:`~videomae.models.pretrain`: the masked-autoencoder pretraining network.
 - :mod:`~videomae.models.classifier`: the fine-tuning (video classification) network.
-- :mod:`~videomae.models.registry`: named backbone sizes.
+- :mod:`~videomae.models.registry`: networks of a named size.
 
-:func:`load` reads a checkpoint of any supported format; it imports :mod:`videomae.checkpoints`
-(the I/O) only when called.
+The names below are imported on first use, so that ``videomae.models.config`` loads without
+torch. :func:`load` reads a checkpoint of any supported format; it imports
+:mod:`videomae.checkpoints` (the I/O) only when called.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+_HOMES = {
+    "ClassifierConfig": "config",
+    "ModelConfig": "config",
+    "PretrainConfig": "config",
+    "SIZES": "config",
+    "BackboneSize": "config",
+    "VideoMAEClassifier": "classifier",
+    "DualMasking": "masking",
+    "MaskPair": "masking",
+    "RandomMasking": "masking",
+    "RunningCellMasking": "masking",
+    "TubeMasking": "masking",
+    "split_mask": "masking",
+    "PretrainDecoder": "pretrain",
+    "VideoMAEPretrain": "pretrain",
+    "create_classifier": "registry",
+    "create_pretrain": "registry",
+    "get_size": "registry",
+    "ATTENTION_BACKENDS": "vit",
+    "Attention": "vit",
+    "Block": "vit",
+    "DropPath": "vit",
+    "Mlp": "vit",
+    "PatchEmbed": "vit",
+    "VisionTransformerEncoder": "vit",
+    "VisionTransformerTrunk": "vit",
+    "sinusoid_table": "vit",
+}
+"""Public name -> the submodule that defines it."""
 
-from videomae.models.classifier import VideoMAEClassifier
-from videomae.models.masking import (
-    DualMasking,
-    MaskPair,
-    RandomMasking,
-    RunningCellMasking,
-    TubeMasking,
-    split_mask,
-)
-from videomae.models.pretrain import PretrainDecoder, VideoMAEPretrain
-from videomae.models.registry import (
-    SIZES,
-    BackboneSize,
-    create_classifier,
-    create_pretrain,
-    get_size,
-)
-from videomae.models.vit import (
-    ATTENTION_BACKENDS,
-    Attention,
-    Block,
-    DropPath,
-    Mlp,
-    PatchEmbed,
-    VisionTransformerEncoder,
-    VisionTransformerTrunk,
-    sinusoid_table,
-)
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
 
 
-def load(path: str | Path, *, kind: str | None = None, **overrides: Any) -> nn.Module:
+def load(path: str | Path, *, kind: str | None = None, **overrides: Any) -> Any:
     """Load a model from an official, HF, Lightning or portable checkpoint.
 
     A thin wrapper of :func:`videomae.checkpoints.load` (see there), imported on call so that
@@ -58,29 +66,4 @@ def load(path: str | Path, *, kind: str | None = None, **overrides: Any) -> nn.M
     return load_checkpoint(path, kind=kind, **overrides)
 
 
-__all__ = [
-    "ATTENTION_BACKENDS",
-    "SIZES",
-    "Attention",
-    "BackboneSize",
-    "Block",
-    "DropPath",
-    "DualMasking",
-    "MaskPair",
-    "Mlp",
-    "PatchEmbed",
-    "PretrainDecoder",
-    "RandomMasking",
-    "RunningCellMasking",
-    "TubeMasking",
-    "VideoMAEClassifier",
-    "VideoMAEPretrain",
-    "VisionTransformerEncoder",
-    "VisionTransformerTrunk",
-    "create_classifier",
-    "create_pretrain",
-    "get_size",
-    "load",
-    "sinusoid_table",
-    "split_mask",
-]
+__all__ = sorted([*_HOMES, "load"])

@@ -21,19 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from videomae.models.vit import (
-    ClipGeometry,
-    VisionTransformerTrunk,
-    check_attention,
-    no_weight_decay_names,
-)
-
-HEAD_NORMS = (None, "batchnorm", "layernorm")
-"""Values of the classifier's ``head_norm`` option."""
+from videomae.models.config import ClassifierConfig
+from videomae.models.vit import ClipGeometry, VisionTransformerTrunk, no_weight_decay_names
 
 
 def _make_head_norm(kind: str | None, dim: int) -> nn.Module:
-    """The ``head_norm`` module of kind ``kind`` (see :data:`HEAD_NORMS`) for ``dim`` features."""
+    """The ``head_norm`` module of kind ``kind`` for ``dim`` features (see
+    :data:`~videomae.models.config.HEAD_NORMS`)."""
     if kind == "batchnorm":
         return nn.BatchNorm1d(dim, affine=False, eps=1e-6)
     if kind == "layernorm":
@@ -69,39 +63,10 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
     and the first token is the feature, as in the official code (which has no class token: this
     is the first tubelet's token; kept only so that such checkpoints run as they did).
 
-    Args:
-        num_classes: classes of the head; 0 makes ``head`` an Identity (``forward`` then returns
-            the pooled features).
-        img_size, patch_size, num_frames, tubelet_size, in_chans: the clip geometry.
-        embed_dim, depth, num_heads, mlp_ratio, qkv_bias: the transformer.
-        norm_eps: LayerNorm epsilon of the blocks and ``norm`` (1e-6 in the official models).
-        fc_norm_eps: epsilon of ``fc_norm`` (official 1e-6; HF transformers'
-            ``VideoMAEForVideoClassification`` uses 1e-5 there).
-        drop_rate: dropout after the position embedding, in the MLPs and attention projections.
-        attn_drop_rate: attention-weight dropout.
-        drop_path_rate: stochastic depth, rising linearly from 0 to this value over the blocks.
-        init_values: layer-scale init (0 = none).
-        use_mean_pooling: mean-pool the tokens and apply ``fc_norm`` (else ``norm`` + first token).
-        use_fc_norm: with mean pooling, normalize the token mean with ``fc_norm`` (the official
-            classifier, and the default). False gives the head the plain token mean: no
-            ``fc_norm`` parameters, and not expressible in HF's format. On small data from
-            scratch or from a short pretraining the LayerNorm after the mean keeps a tiny ViT on
-            a long plateau at chance (docs/engineering-notes.md, "Third round"); the CPU recipe
-            ``synthetic_finetune`` turns it off. Stored in ``config`` only when False; False
-            without ``use_mean_pooling`` is refused.
-        init_scale: the head's weight and bias are multiplied by this after initialization
-            (official 0.001).
-        fc_drop_rate: dropout on the features before the head (VideoMAE V1 ``fc_dropout``).
-        head_drop_rate: dropout on the features before the head (VideoMAE V2 ``head_dropout``).
-        learnable_pos_embed: learn the position embedding (official ``use_learnable_pos_emb``);
-            else the fixed sinusoidal table, a non-persistent buffer.
-        grad_checkpointing: recompute block activations in backward during training.
-        attention: SDPA backend: ``auto`` (PyTorch chooses), ``math``, ``flash``, ``efficient`` or
-            ``cudnn`` (pinned; see :data:`videomae.models.vit.ATTENTION_BACKENDS`).
-        head_norm: a normalization of the features right before ``head``, for linear probing:
-            ``"batchnorm"`` (BatchNorm1d without affine parameters, eps 1e-6, as MAE's linear
-            probe), ``"layernorm"``, or None (the official fine-tuning model). Stored in
-            ``config`` only when set.
+    The arguments are the fields of :class:`~videomae.models.config.ClassifierConfig` (see
+    there): they become ``self.config``, which the checkpoints store. Linear probing adds
+    ``head_norm`` (BatchNorm1d without affine parameters, eps 1e-6, as MAE's linear probe, or a
+    LayerNorm) right before ``head``.
     """
 
     def __init__(
@@ -133,68 +98,16 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
         head_norm: str | None = None,
         use_fc_norm: bool = True,
     ) -> None:
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        if head_norm not in HEAD_NORMS:
-            raise ValueError(
-                f"head_norm must be one of {', '.join(map(str, HEAD_NORMS))}; got {head_norm!r}"
-            )
-        if not use_fc_norm and not use_mean_pooling:
-            raise ValueError(
-                "use_fc_norm=False needs use_mean_pooling=True (fc_norm normalizes the token "
-                "mean; without mean pooling there is none)"
-            )
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        cfg = ClassifierConfig(**arguments)
         super().__init__(
-            img_size=img_size,
-            patch_size=patch_size,
-            num_frames=num_frames,
-            tubelet_size=tubelet_size,
-            in_chans=in_chans,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
+            **cfg.encoder_kwargs(),
             drop_rate=drop_rate,
             attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            init_values=init_values,
-            norm_eps=norm_eps,
             final_norm=not use_mean_pooling,
             learnable_pos_embed=learnable_pos_embed,
-            grad_checkpointing=grad_checkpointing,
-            attention=attention,
         )
-        self.config: dict[str, Any] = {
-            "num_classes": num_classes,
-            "img_size": img_size if isinstance(img_size, int) else tuple(img_size),
-            "patch_size": patch_size,
-            "num_frames": num_frames,
-            "tubelet_size": tubelet_size,
-            "in_chans": in_chans,
-            "embed_dim": embed_dim,
-            "depth": depth,
-            "num_heads": num_heads,
-            "mlp_ratio": mlp_ratio,
-            "qkv_bias": qkv_bias,
-            "norm_eps": norm_eps,
-            "drop_rate": drop_rate,
-            "attn_drop_rate": attn_drop_rate,
-            "drop_path_rate": drop_path_rate,
-            "init_values": init_values,
-            "use_mean_pooling": use_mean_pooling,
-            "init_scale": init_scale,
-            "fc_drop_rate": fc_drop_rate,
-            "head_drop_rate": head_drop_rate,
-            "learnable_pos_embed": learnable_pos_embed,
-            "grad_checkpointing": grad_checkpointing,
-            "attention": check_attention(attention),
-            "fc_norm_eps": fc_norm_eps,
-        }  # the constructor arguments, saved in checkpoints to rebuild the network
-        if head_norm is not None:
-            self.config["head_norm"] = head_norm
-        if not use_fc_norm:
-            self.config["use_fc_norm"] = False
+        self.config = cfg
         self.num_classes = num_classes
         self.use_mean_pooling = use_mean_pooling
         self.fc_norm = (
@@ -244,15 +157,10 @@ class VideoMAEClassifier(ClipGeometry, VisionTransformerTrunk):
         return self.forward_head(self.forward_features(video))
 
     def set_head_norm(self, kind: str | None) -> None:
-        """Replace ``head_norm`` by a fresh one of ``kind`` (see :data:`HEAD_NORMS`), e.g. to
-        linear-probe a classifier built without one; ``config`` follows."""
-        if kind not in HEAD_NORMS:
-            raise ValueError(f"head_norm must be one of {', '.join(map(str, HEAD_NORMS))}")
+        """Replace ``head_norm`` by a fresh one of ``kind`` (None, ``batchnorm``, ``layernorm``),
+        e.g. to linear-probe a classifier built without one; ``config`` follows."""
+        self.config = self.config.replace(head_norm=kind)
         self.head_norm = _make_head_norm(kind, self.embed_dim)
-        if kind is None:
-            self.config.pop("head_norm", None)
-        else:
-            self.config["head_norm"] = kind
 
     # ------------------------------------------------------------------ optimizer groups
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:

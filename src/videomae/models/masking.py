@@ -11,7 +11,10 @@ from the host. Every clip gets exactly the same number of masked tokens, which t
 gather the visible tokens into a dense ``(B, N_visible, C)`` tensor.
 
 VideoMAE V2's dual masking adds a second mask for the decoder: :class:`RunningCellMasking` draws
-it and :class:`DualMasking` returns both as a :class:`MaskPair`. The decoder mask has the polarity
+it and :class:`DualMasking` returns both as a :class:`MaskPair`. Every masking the pretraining
+module uses (tube, random, dual) has ``pair(batch_size, grid, device, generator)``, which returns
+a :class:`MaskPair` (V1: the decoder reconstructs every masked token, ``decoder = ~encoder``),
+``num_masked(grid)`` and ``num_decoded(grid)``. The decoder mask has the polarity
 of the official ``decode_masked_pos``: ``True`` = *dropped by the decoder* (no mask token, not
 reconstructed, no loss); ``False`` = kept (the decoder predicts it). The loss covers the tokens that
 are masked for the encoder and kept by the decoder, ``encoder & ~decoder``.
@@ -64,8 +67,53 @@ def _lowest_k(noise: torch.Tensor, k: int) -> torch.Tensor:
     return mask.scatter_(1, order[:, :k], True)
 
 
+class MaskPair(NamedTuple):
+    """The masks of one batch, each bool ``(B, N)`` in ``(t h w)`` order: what every masking's
+    :meth:`pair` returns and the pretraining network takes (``net(video, *pair)``).
+
+    Attributes:
+        encoder: True = masked (hidden from the encoder), as every mask of this module.
+        decoder: True = dropped by the decoder (no mask token, not reconstructed, no loss);
+            False = kept. The loss covers ``encoder & ~decoder``. VideoMAE V1 reconstructs
+            every masked token: ``decoder = ~encoder``.
+    """
+
+    encoder: torch.Tensor
+    decoder: torch.Tensor
+
+
 @dataclass(frozen=True)
-class TubeMasking:
+class _EncoderMasking:
+    """What the encoder mask generators share: the ratio check and the V1 pair."""
+
+    ratio: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ratio", _check_ratio(self.ratio))
+
+    def num_masked(self, grid: Grid) -> int:
+        """Masked tokens per clip on ``grid``."""
+        raise NotImplementedError
+
+    def num_decoded(self, grid: Grid) -> int:
+        """Tokens per clip the decoder reconstructs: every masked one."""
+        return self.num_masked(grid)
+
+    def pair(
+        self,
+        batch_size: int,
+        grid: Grid,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> MaskPair:
+        """``MaskPair(mask, ~mask)``: the encoder mask, and a decoder that reconstructs every
+        masked token (VideoMAE V1)."""
+        mask = self(batch_size, grid, device=device, generator=generator)
+        return MaskPair(mask, ~mask)
+
+
+@dataclass(frozen=True)
+class TubeMasking(_EncoderMasking):
     """Tube masking (VideoMAE V1): one random spatial mask per clip, repeated over time.
 
     Every clip masks exactly ``int(ratio * H' * W')`` spatial positions, the same ones on each of
@@ -75,11 +123,6 @@ class TubeMasking:
     Args:
         ratio: the fraction of spatial positions masked, in (0, 1) (0.9 in the paper).
     """
-
-    ratio: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ratio", _check_ratio(self.ratio))
 
     def num_masked(self, grid: Grid) -> int:
         """Masked tokens per clip on ``grid`` ``(T', H', W')``: ``int(ratio * H' * W') * T'``."""
@@ -117,7 +160,7 @@ class TubeMasking:
 
 
 @dataclass(frozen=True)
-class RandomMasking:
+class RandomMasking(_EncoderMasking):
     """Random masking over all space-time tokens (the MAE/ST-MAE baseline).
 
     Every clip masks exactly ``int(ratio * T' * H' * W')`` tokens chosen uniformly at random.
@@ -125,11 +168,6 @@ class RandomMasking:
     Args:
         ratio: the fraction of tokens masked, in (0, 1).
     """
-
-    ratio: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ratio", _check_ratio(self.ratio))
 
     def num_masked(self, grid: Grid) -> int:
         """Masked tokens per clip on ``grid`` ``(T', H', W')``: ``int(ratio * T' * H' * W')``."""
@@ -260,19 +298,6 @@ class RunningCellMasking:
         return table[offsets]
 
 
-class MaskPair(NamedTuple):
-    """The two masks of dual masking (VideoMAE V2), each bool ``(B, N)`` in ``(t h w)`` order.
-
-    Attributes:
-        encoder: True = masked (hidden from the encoder), as every mask of this module.
-        decoder: True = dropped by the decoder (no mask token, not reconstructed, no loss);
-            False = kept. The loss covers ``encoder & ~decoder``.
-    """
-
-    encoder: torch.Tensor
-    decoder: torch.Tensor
-
-
 @dataclass(frozen=True)
 class DualMasking:
     """Dual masking (VideoMAE V2): an encoder mask and a running-cell decoder mask per clip.
@@ -298,6 +323,11 @@ class DualMasking:
         """Tokens per clip masked for the encoder on ``grid`` (the encoder generator's count)."""
         return self.encoder.num_masked(grid)
 
+    def num_decoded(self, grid: Grid) -> int:
+        """Tokens per clip the decoder reconstructs (keeps) on ``grid``."""
+        t, h, w = _check_grid(grid)
+        return t * h * w - self.decoder.num_masked(grid)
+
     def __call__(
         self,
         batch_size: int,
@@ -309,6 +339,8 @@ class DualMasking:
         encoder = self.encoder(batch_size, grid, device=device, generator=generator)
         decoder = self.decoder(batch_size, grid, device=device, generator=generator)
         return MaskPair(encoder, decoder)
+
+    pair = __call__
 
 
 def split_mask(

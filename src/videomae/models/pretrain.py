@@ -5,13 +5,17 @@ The layout and names follow the official ``PretrainVisionTransformer`` (``encode
 so an official pretraining checkpoint loads with ``load_state_dict`` as it is; the position tables
 are non-persistent buffers, not in the state dict.
 
-One step, with ``B`` clips, ``N`` tokens of which ``M`` are masked (the same ``M`` per clip)::
+``forward`` is ``forward_encoder`` -> ``forward_decoder`` -> ``forward_loss``; with ``B`` clips,
+``N`` tokens of which ``M`` are masked (the same ``M`` per clip)::
 
-    video (B, 3, T, H, W) --encoder on visible tokens--> (B, N - M, D_enc)
-      --encoder_to_decoder--> (B, N - M, D_dec) + decoder positions of the visible tokens
-      ++ mask_token + decoder positions of the masked tokens      -> (B, N, D_dec)
+    forward_encoder: video (B, 3, T, H, W) --blocks on the visible tokens--> (B, N - M, D_enc)
+    forward_decoder: --encoder_to_decoder--> (B, N - M, D_dec) + positions of the visible tokens
+      ++ mask_token + positions of the masked tokens                        -> (B, N, D_dec)
       --decoder blocks, norm + head on the last M tokens--> pred (B, M, tubelet * p * p * 3)
-    loss = MSE(pred, target(video, mask))
+    forward_loss: MSE(pred, pixel_target(video) of the masked tokens)
+
+``patchify``, ``unpatchify``, ``pixel_tubelets`` and ``pixel_target`` are pure functions of the
+clip and the geometry (tubelet and patch size).
 
 Visible tokens come first and masked tokens after, each group in ascending token order, as in the
 official code; ``pred`` is therefore in ascending token order of the masked tokens.
@@ -23,16 +27,15 @@ tokens the decoder keeps (``~decoder_mask``) and the loss covers ``mask & ~decod
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
+from videomae.models.config import PretrainConfig
 from videomae.models.masking import split_mask
 from videomae.models.vit import (
     Block,
     ClipGeometry,
     VisionTransformerEncoder,
-    check_attention,
     gather_tokens,
     init_vit_weights,
     no_weight_decay_names,
@@ -42,6 +45,65 @@ from videomae.models.vit import (
 
 TARGET_EPS = 1e-6
 """Added to the per-tubelet standard deviation of the normalized target (official value)."""
+
+
+def patchify(frames: torch.Tensor, tubelet_size: int, patch_size: int) -> torch.Tensor:
+    """Cut frames ``(B, C, T, H, W)`` into tokens ``(B, N, tubelet * p * p, C)``.
+
+    Tokens in ``(t h w)`` order; the pixels of a token laid out ``(p0 p1 p2)`` (frame in the
+    tubelet, row, column). :func:`unpatchify` is the inverse.
+    """
+    b, c, frames_, height, width = frames.shape
+    t, p = tubelet_size, patch_size
+    x = frames.reshape(b, c, frames_ // t, t, height // p, p, width // p, p)
+    # (b, c, T', p0, H', p1, W', p2) -> (b, T', H', W', p0, p1, p2, c)
+    return x.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(b, -1, t * p * p, c)
+
+
+def unpatchify(
+    tokens: torch.Tensor, grid: tuple[int, int, int], tubelet_size: int, patch_size: int
+) -> torch.Tensor:
+    """Frames ``(B, 3, T, H, W)`` from RGB tokens ``(B, N, tubelet * p * p * 3)`` (or
+    ``(B, N, tubelet * p * p, 3)``) on the token grid ``(T', H', W')``, laid out as
+    :func:`patchify` makes them."""
+    t, p = tubelet_size, patch_size
+    grid_t, grid_h, grid_w = grid
+    b = tokens.shape[0]
+    x = tokens.reshape(b, grid_t, grid_h, grid_w, t, p, p, 3)
+    # (b, T', H', W', p0, p1, p2, c) -> (b, c, T', p0, H', p1, W', p2)
+    x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)
+    return x.reshape(b, 3, grid_t * t, grid_h * p, grid_w * p)
+
+
+@torch.no_grad()
+def pixel_tubelets(video: torch.Tensor, tubelet_size: int, patch_size: int) -> torch.Tensor:
+    """The RGB pixels in [0, 1] of every token: float32 ``(B, N, tubelet * p * p, 3)``.
+
+    The ImageNet normalization of ``video`` ``(B, 3, T, H, W)`` undone, then :func:`patchify`;
+    in float32 without autocast.
+    """
+    with torch.autocast(device_type=video.device.type, enabled=False):
+        mean = torch.tensor(IMAGENET_MEAN, device=video.device).view(1, 3, 1, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=video.device).view(1, 3, 1, 1, 1)
+        return patchify(video.float() * std + mean, tubelet_size, patch_size)
+
+
+@torch.no_grad()
+def pixel_target(
+    video: torch.Tensor, tubelet_size: int, patch_size: int, normalize: bool = True
+) -> torch.Tensor:
+    """The regression target of every token: float32 ``(B, N, tubelet * p * p * 3)``.
+
+    :func:`pixel_tubelets`, and with ``normalize`` each channel standardized over the
+    tubelet's pixels (mean, unbiased std + :data:`TARGET_EPS`), in float32 without autocast.
+    """
+    pixels = pixel_tubelets(video, tubelet_size, patch_size)
+    with torch.autocast(device_type=video.device.type, enabled=False):
+        if normalize:
+            mean = pixels.mean(dim=-2, keepdim=True)
+            std = pixels.var(dim=-2, unbiased=True, keepdim=True).sqrt()
+            pixels = (pixels - mean) / (std + TARGET_EPS)
+        return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
 
 
 class PretrainDecoder(nn.Module):
@@ -110,29 +172,9 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
     ``pred`` is ``(B, M, tubelet * patch * patch * 3)`` for the masked tokens in ascending order,
     ``loss`` the mean squared error against :meth:`target` over the masked tokens.
 
-    The clip geometry (``img_size``, ``num_frames``, ``patch_size``, ``tubelet_size``) is given
-    here once and read back through the properties by the mask generator and the target.
-
-    Args:
-        img_size: frame side (or ``(H, W)``), divisible by ``patch_size``.
-        patch_size: spatial patch side.
-        num_frames: frames per clip, divisible by ``tubelet_size``.
-        tubelet_size: frames per tubelet.
-        in_chans: must be 3 (the target undoes the RGB ImageNet normalization).
-        embed_dim, depth, num_heads: encoder width, blocks, heads.
-        mlp_ratio: MLP width ratio of encoder and decoder blocks.
-        qkv_bias: learn query/value biases.
-        decoder_embed_dim, decoder_depth, decoder_num_heads: the decoder.
-        norm_eps: LayerNorm epsilon (1e-6 in the official models).
-        decoder_norm_eps: epsilon of the decoder's final ``norm`` only (official 1e-6; HF
-            transformers' ``VideoMAEForPreTraining`` uses 1e-5 there).
-        drop_path_rate: stochastic depth of encoder and decoder (linear over the blocks).
-        init_values: layer-scale init (0 = none).
-        normalize_target: regress per-tubelet normalized pixels (the paper's default).
-        grad_checkpointing: recompute block activations in backward during training.
-        attention: SDPA backend of encoder and decoder blocks: ``auto`` (PyTorch chooses),
-            ``math``, ``flash``, ``efficient`` or ``cudnn`` (pinned; see
-            :data:`videomae.models.vit.ATTENTION_BACKENDS`).
+    The arguments are the fields of :class:`~videomae.models.config.PretrainConfig` (see there):
+    they become ``self.config``, which the geometry properties, the checkpoints and the
+    callbacks read.
     """
 
     def __init__(
@@ -159,84 +201,47 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
         decoder_norm_eps: float = 1e-6,
     ) -> None:
         super().__init__()
-        if in_chans != 3:
-            raise ValueError(
-                f"in_chans must be 3 (the target undoes the RGB ImageNet normalization), "
-                f"got {in_chans}"
-            )
-        self.config = {
-            "img_size": img_size if isinstance(img_size, int) else tuple(img_size),
-            "patch_size": patch_size,
-            "num_frames": num_frames,
-            "tubelet_size": tubelet_size,
-            "in_chans": in_chans,
-            "embed_dim": embed_dim,
-            "depth": depth,
-            "num_heads": num_heads,
-            "mlp_ratio": mlp_ratio,
-            "qkv_bias": qkv_bias,
-            "decoder_embed_dim": decoder_embed_dim,
-            "decoder_depth": decoder_depth,
-            "decoder_num_heads": decoder_num_heads,
-            "norm_eps": norm_eps,
-            "drop_path_rate": drop_path_rate,
-            "init_values": init_values,
-            "normalize_target": normalize_target,
-            "grad_checkpointing": grad_checkpointing,
-            "attention": check_attention(attention),
-            "decoder_norm_eps": decoder_norm_eps,
-        }  # the constructor arguments, saved in checkpoints to rebuild the network
-        self.normalize_target = normalize_target
-        self.encoder = VisionTransformerEncoder(
-            img_size=img_size,
-            patch_size=patch_size,
-            num_frames=num_frames,
-            tubelet_size=tubelet_size,
-            in_chans=in_chans,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            drop_path_rate=drop_path_rate,
-            init_values=init_values,
-            norm_eps=norm_eps,
-            grad_checkpointing=grad_checkpointing,
-            attention=attention,
-        )
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.config = cfg = PretrainConfig(**arguments)
+        self.encoder = VisionTransformerEncoder(**cfg.encoder_kwargs())
         self.decoder = PretrainDecoder(
-            embed_dim=decoder_embed_dim,
-            depth=decoder_depth,
-            num_heads=decoder_num_heads,
-            out_dim=tubelet_size * patch_size * patch_size * in_chans,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            drop_path_rate=drop_path_rate,
-            init_values=init_values,
-            norm_eps=norm_eps,
-            grad_checkpointing=grad_checkpointing,
-            attention=attention,
-            final_norm_eps=decoder_norm_eps,
+            embed_dim=cfg.decoder_embed_dim,
+            depth=cfg.decoder_depth,
+            num_heads=cfg.decoder_num_heads,
+            out_dim=cfg.patch_dim,
+            mlp_ratio=cfg.mlp_ratio,
+            qkv_bias=cfg.qkv_bias,
+            drop_path_rate=cfg.drop_path_rate,
+            init_values=cfg.init_values,
+            norm_eps=cfg.norm_eps,
+            grad_checkpointing=cfg.grad_checkpointing,
+            attention=cfg.attention,
+            final_norm_eps=cfg.decoder_norm_eps,
         )
         # Default nn.Linear init, as the official model (its _init_weights is not applied here).
-        self.encoder_to_decoder = nn.Linear(embed_dim, decoder_embed_dim, bias=False)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
+        self.encoder_to_decoder = nn.Linear(cfg.embed_dim, cfg.decoder_embed_dim, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.decoder_embed_dim))
         # Official trunc_normal_: std 0.02, truncated at +-1 std.
         nn.init.trunc_normal_(self.mask_token, std=0.02, a=-0.02, b=0.02)
         self.register_buffer(
-            "pos_embed", sinusoid_table(self.num_patches, decoder_embed_dim), persistent=False
+            "pos_embed", sinusoid_table(cfg.num_patches, cfg.decoder_embed_dim), persistent=False
         )
 
     # ------------------------------------------------------------------ geometry
     @property
     def grid_size(self) -> tuple[int, int, int]:
         """The token grid ``(T', H', W')`` the mask generator draws on."""
-        return self.encoder.grid_size
+        return self.config.grid_size
 
     @property
     def num_patches(self) -> int:
         """Tokens per clip ``N = T' * H' * W'``."""
-        return self.encoder.num_patches
+        return self.config.num_patches
+
+    @property
+    def normalize_target(self) -> bool:
+        """Whether the target is per-tubelet normalized pixels."""
+        return self.config.normalize_target
 
     @property
     def grad_checkpointing(self) -> bool:
@@ -247,7 +252,7 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
     def grad_checkpointing(self, value: bool) -> None:
         self.encoder.grad_checkpointing = bool(value)
         self.decoder.grad_checkpointing = bool(value)
-        self.config["grad_checkpointing"] = bool(value)
+        self.config = self.config.replace(grad_checkpointing=bool(value))
 
     def no_weight_decay(self) -> set[str]:
         """Names of the parameters trained without weight decay.
@@ -258,168 +263,81 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
         """
         return no_weight_decay_names(self, always=("mask_token",))
 
-    # ------------------------------------------------------------------ target
-    def pixel_tubelets(self, video: torch.Tensor) -> torch.Tensor:
-        """The RGB pixels in [0, 1] of every token: float32 ``(B, N, tubelet * p * p, 3)``.
-
-        Undo the ImageNet normalization and cut into tubelets in ``(t h w)`` token order, the
-        pixels of a token laid out ``(p0 p1 p2)`` (frame in the tubelet, row, column). Computed
-        without autocast and without gradients. :meth:`unpatchify` is the inverse.
-        """
-        batch_size, chans, frames, height, width = video.shape
-        t, p = self.tubelet_size, self.patch_size
-        with torch.no_grad(), torch.autocast(device_type=video.device.type, enabled=False):
-            # Built per call in float32 (a buffer would follow a module-wide cast to bf16).
-            mean = torch.tensor(IMAGENET_MEAN, device=video.device).view(1, 3, 1, 1, 1)
-            std = torch.tensor(IMAGENET_STD, device=video.device).view(1, 3, 1, 1, 1)
-            pixels = video.float() * std + mean
-            pixels = pixels.reshape(
-                batch_size, chans, frames // t, t, height // p, p, width // p, p
-            )
-            # (b, c, T', p0, H', p1, W', p2) -> (b, T', H', W', p0, p1, p2, c)
-            return pixels.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(batch_size, -1, t * p * p, chans)
-
-    def unpatchify(self, tubelets: torch.Tensor) -> torch.Tensor:
-        """Frames ``(B, 3, T, H, W)`` from per-token pixels ``(B, N, tubelet * p * p * 3)`` (or
-        ``(B, N, tubelet * p * p, 3)``) laid out as :meth:`pixel_tubelets` makes them."""
-        t, p = self.tubelet_size, self.patch_size
-        grid_t, grid_h, grid_w = self.grid_size
-        batch_size = tubelets.shape[0]
-        x = tubelets.reshape(batch_size, grid_t, grid_h, grid_w, t, p, p, 3)
-        # (b, T', H', W', p0, p1, p2, c) -> (b, c, T', p0, H', p1, W', p2)
-        x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)
-        return x.reshape(batch_size, 3, grid_t * t, grid_h * p, grid_w * p)
-
-    def _patchify_target(self, video: torch.Tensor) -> torch.Tensor:
-        """The float32 regression target of every token: ``(B, N, tubelet * p * p * 3)``.
-
-        :meth:`pixel_tubelets` (ImageNet normalization undone, ``(p0 p1 p2 c)`` layout), and with
-        ``normalize_target`` each channel standardized over the tubelet's pixels (mean,
-        unbiased std + 1e-6). Computed without autocast and without gradients.
-        """
-        pixels = self.pixel_tubelets(video)
-        with torch.no_grad(), torch.autocast(device_type=video.device.type, enabled=False):
-            if self.normalize_target:
-                tube_mean = pixels.mean(dim=-2, keepdim=True)
-                tube_std = pixels.var(dim=-2, unbiased=True, keepdim=True).sqrt()
-                pixels = (pixels - tube_mean) / (tube_std + TARGET_EPS)
-            return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
-
-    @torch.no_grad()
-    def reconstruct(
+    # ------------------------------------------------------------------ forward
+    def forward_encoder(
         self,
         video: torch.Tensor,
-        mask: torch.Tensor,
-        pred: torch.Tensor,
-        decoder_mask: torch.Tensor | None = None,
-        fill: float = 0.5,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pictures of a masked reconstruction: ``(masked_input, reconstruction)`` in [0, 1].
+        mask: torch.Tensor | None = None,
+        *,
+        visible_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Encoder features of the visible tokens: ``(B, N - M, embed_dim)``, ascending order.
 
-        Both are float32 ``(B, 3, T, H, W)`` RGB frames. ``masked_input`` is the clip with the
-        tokens masked for the encoder painted ``fill`` (grey). ``reconstruction`` keeps the
-        visible tokens' original pixels and puts the decoder's prediction on the masked ones;
-        with ``normalize_target`` the prediction is in per-tubelet standardized units and is
-        mapped back with the *original* tubelet's per-channel mean and std (``pred * (std +
-        1e-6) + mean``, as the official VideoMAE visualization does: the picture shows the
-        structure the model predicted, at the true brightness). With dual masking
-        (``decoder_mask``), masked tokens that the decoder does not reconstruct stay ``fill``.
-
-        Args:
-            video: ImageNet-normalized ``(B, 3, T, H, W)``.
-            mask: bool ``(B, N)``, True = masked for the encoder.
-            pred: the network's prediction for ``mask`` (and ``decoder_mask``): ``(B, M, D)``
-                for the masked tokens (V1), ``(B, K, D)`` for the kept tokens (dual masking).
-            decoder_mask: bool ``(B, N)``, True = not reconstructed by the decoder, or None.
-            fill: grey level of hidden tokens.
+        The visible tokens are given by ``mask`` (bool ``(B, N)``, True = masked) or by their
+        indices ``visible_ids`` (from :func:`~videomae.models.masking.split_mask`).
         """
-        pixels = self.pixel_tubelets(video)  # (B, N, t*p*p, 3)
-        batch_size, num_tokens = pixels.shape[:2]
-        if decoder_mask is None:
-            predicted_ids = split_mask(mask, num_tokens)[1]  # masked tokens, ascending
-        else:
-            predicted_ids = split_mask(decoder_mask, num_tokens)[0]  # kept tokens, ascending
-        pred = pred.float().reshape(batch_size, predicted_ids.shape[1], -1, 3)
-        if self.normalize_target:
-            originals = torch.gather(
-                pixels, 1, predicted_ids[:, :, None, None].expand(-1, -1, *pixels.shape[2:])
-            )
-            mean = originals.mean(dim=-2, keepdim=True)
-            std = originals.var(dim=-2, unbiased=True, keepdim=True).sqrt()
-            pred = pred * (std + TARGET_EPS) + mean
-        hidden = mask[:, :, None, None]
-        masked_input = torch.where(hidden, torch.full_like(pixels, fill), pixels)
-        recon = masked_input.clone()
-        index = predicted_ids[:, :, None, None].expand(-1, -1, *pixels.shape[2:])
-        predicted = torch.zeros_like(pixels).scatter(1, index, pred)
-        has_pred = torch.zeros_like(mask).scatter(1, predicted_ids, True)
-        use_pred = (mask & has_pred)[:, :, None, None]
-        recon = torch.where(use_pred, predicted, recon)
-        return (
-            self.unpatchify(masked_input).clamp(0, 1),
-            self.unpatchify(recon).clamp(0, 1),
-        )
-
-    def target(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The regression target of the masked tokens, float32 ``(B, M, tubelet * p * p * 3)``.
-
-        Args:
-            video: ImageNet-normalized ``(B, 3, T, H, W)``.
-            mask: bool ``(B, N)``, True = masked, the same count per clip.
-
-        Returns:
-            The masked tokens' targets in ascending token order.
-        """
-        _, masked_ids = split_mask(mask, self.num_patches)
-        return gather_tokens(self._patchify_target(video), masked_ids)
-
-    # ------------------------------------------------------------------ forward
-    def forward_encoder(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Encoder features of the visible tokens: ``(B, N - M, embed_dim)``, ascending order."""
-        return self.encoder(video, mask)
+        return self.encoder(video, mask, visible_ids=visible_ids)
 
     def forward_decoder(
-        self, x_vis: torch.Tensor, visible_ids: torch.Tensor, masked_ids: torch.Tensor
+        self, latent: torch.Tensor, visible_ids: torch.Tensor, decoded_ids: torch.Tensor
     ) -> torch.Tensor:
-        """Predict the masked tokens' pixels from the visible tokens' features.
+        """Predict the pixels of the ``decoded_ids`` tokens from the visible tokens' features.
 
         Args:
-            x_vis: encoder output ``(B, N - M, embed_dim)``.
+            latent: encoder output ``(B, N - M, embed_dim)``.
             visible_ids: long ``(B, N - M)`` ascending visible token indices.
-            masked_ids: long ``(B, M)`` ascending masked token indices (with dual masking,
-                the tokens the decoder keeps), which get the mask token.
+            decoded_ids: long ``(B, K)`` ascending indices of the tokens the decoder
+                reconstructs (the masked ones; with dual masking the ones it keeps), which
+                get the mask token.
 
         Returns:
-            ``(B, M, tubelet * p * p * 3)``.
+            ``(B, K, tubelet * p * p * 3)``.
         """
-        x_vis = self.encoder_to_decoder(x_vis)
+        x_vis = self.encoder_to_decoder(latent)
         pos = self.pos_embed.to(dtype=x_vis.dtype)
         x_full = torch.cat(
             (
                 x_vis + gather_tokens(pos, visible_ids),
-                self.mask_token.to(x_vis.dtype) + gather_tokens(pos, masked_ids),
+                self.mask_token.to(x_vis.dtype) + gather_tokens(pos, decoded_ids),
             ),
             dim=1,
         )
-        return self.decoder(x_full, masked_ids.shape[1])
+        return self.decoder(x_full, decoded_ids.shape[1])
+
+    def forward_loss(
+        self,
+        video: torch.Tensor,
+        pred: torch.Tensor,
+        decoded_ids: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Mean squared error of ``pred`` against :func:`pixel_target`, over the decoded tokens
+        that are masked for the encoder (with V1 masking: all of them), as a float32 scalar."""
+        target = gather_tokens(self.pixel_target(video), decoded_ids)
+        weight = torch.gather(mask, 1, decoded_ids).float()  # 1 = masked for the encoder
+        error = (pred.float() - target).pow(2).mean(dim=-1)
+        return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
     def forward(
         self, video: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked reconstruction: ``loss`` (float32 scalar) and ``pred``.
 
-        Without ``decoder_mask`` (VideoMAE V1): ``pred`` is ``(B, M, t * p * p * 3)`` for the
-        ``M`` masked tokens in ascending order and ``loss`` their mean squared error.
+        :meth:`forward_encoder` on the visible tokens, :meth:`forward_decoder` on the tokens the
+        decoder reconstructs, :meth:`forward_loss` on those of them that are masked.
+
+        Without ``decoder_mask`` (VideoMAE V1; the same as ``decoder_mask=~mask``) the decoder
+        reconstructs every masked token: ``pred`` is ``(B, M, t * p * p * 3)`` for the ``M``
+        masked tokens in ascending order and ``loss`` their mean squared error.
 
         With ``decoder_mask`` (VideoMAE V2 dual masking, as the official
         ``PretrainVisionTransformer.forward(x, mask, decode_mask)`` and its training loop): the
-        decoder gets the visible tokens' features plus one mask token for every token the
-        decoder *keeps* (``~decoder_mask``, the same count ``K`` per clip), whether or not the
-        encoder saw it; ``pred`` is ``(B, K, t * p * p * 3)`` for the kept tokens in ascending
-        token order, and ``loss`` the squared error averaged over the kept tokens that are also
+        decoder gets the visible tokens' features plus one mask token for every token it
+        *keeps* (``~decoder_mask``, the same count ``K`` per clip), whether or not the encoder
+        saw it; ``pred`` is ``(B, K, t * p * p * 3)`` for the kept tokens in ascending token
+        order, and ``loss`` the squared error averaged over the kept tokens that are also
         masked for the encoder (``mask & ~decoder_mask``; a kept visible token's prediction gets
-        no loss), summed over the batch and divided by their total count. ``decoder_mask=~mask``
-        gives the V1 loss and prediction.
+        no loss), summed over the batch and divided by their total count.
 
         Args:
             video: ImageNet-normalized ``(B, 3, T, H, W)``.
@@ -429,36 +347,32 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
                 reconstructed), False = kept; the same number kept per clip (ValueError
                 otherwise).
         """
-        visible_ids, masked_ids = split_mask(mask, self.num_patches)
-        x_vis = self.encoder(video, visible_ids=visible_ids)
+        visible_ids, decoded_ids = split_mask(mask, self.num_patches)
         if decoder_mask is not None:
-            return self._forward_dual(video, mask, decoder_mask, x_vis, visible_ids)
-        pred = self.forward_decoder(x_vis, visible_ids, masked_ids)
-        target = gather_tokens(self._patchify_target(video), masked_ids)
-        loss = F.mse_loss(pred.float(), target)
-        return loss, pred
+            decoded_ids = self._kept_ids(decoder_mask, mask)
+        latent = self.forward_encoder(video, visible_ids=visible_ids)
+        pred = self.forward_decoder(latent, visible_ids, decoded_ids)
+        return self.forward_loss(video, pred, decoded_ids, mask), pred
 
-    def _forward_dual(
-        self,
-        video: torch.Tensor,
-        mask: torch.Tensor,
-        decoder_mask: torch.Tensor,
-        x_vis: torch.Tensor,
-        visible_ids: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The decoder and loss of dual masking; see :meth:`forward`."""
+    def _kept_ids(self, decoder_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Ascending indices ``(B, K)`` of the tokens ``decoder_mask`` keeps (False)."""
         if decoder_mask.shape != mask.shape:
             raise ValueError(
                 f"decoder_mask must have the shape of mask {tuple(mask.shape)}, "
                 f"got {tuple(decoder_mask.shape)}"
             )
         try:
-            kept_ids, _ = split_mask(decoder_mask, self.num_patches)  # (B, K) ascending
+            return split_mask(decoder_mask, self.num_patches)[0]
         except ValueError as error:
             raise ValueError(f"decoder_mask: {error}") from error
-        pred = self.forward_decoder(x_vis, visible_ids, kept_ids)
-        target = gather_tokens(self._patchify_target(video), kept_ids)
-        weight = torch.gather(mask, 1, kept_ids).float()  # (B, K): 1 = masked for the encoder
-        error = (pred.float() - target).pow(2).mean(dim=-1)
-        loss = (error * weight).sum() / weight.sum().clamp_min(1.0)
-        return loss, pred
+
+    # ------------------------------------------------------------------ target
+    def pixel_target(self, video: torch.Tensor) -> torch.Tensor:
+        """:func:`pixel_target` of every token of ``video`` with this network's geometry."""
+        return pixel_target(video, self.tubelet_size, self.patch_size, self.normalize_target)
+
+    def target(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The regression target of the masked tokens, float32 ``(B, M, tubelet * p * p * 3)``,
+        in ascending token order (``mask``: bool ``(B, N)``, True = masked)."""
+        _, masked_ids = split_mask(mask, self.num_patches)
+        return gather_tokens(self.pixel_target(video), masked_ids)

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
+from videomae.models.config import ModelConfig, as_pair
 from videomae.models.masking import split_mask
 
 ATTENTION_BACKENDS: dict[str, SDPBackend | None] = {
@@ -43,14 +44,6 @@ def check_attention(attention: str) -> str:
             f"attention must be one of {', '.join(ATTENTION_BACKENDS)}; got {attention!r}"
         )
     return attention
-
-
-def _pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``(H, W)`` from an int or a pair."""
-    if isinstance(size, int):
-        return size, size
-    height, width = size
-    return int(height), int(width)
 
 
 def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
@@ -106,7 +99,7 @@ class PatchEmbed(nn.Module):
         embed_dim: int = 768,
     ) -> None:
         super().__init__()
-        height, width = _pair(img_size)
+        height, width = as_pair(img_size)
         if patch_size <= 0 or height % patch_size or width % patch_size:
             raise ValueError(
                 f"img_size {height}x{width} must be divisible by patch_size {patch_size}"
@@ -418,31 +411,30 @@ def no_weight_decay_names(model: nn.Module, always: tuple[str, ...] = ()) -> set
 
 
 class ClipGeometry:
-    """The clip geometry of a model, read back from its constructor arguments (``self.config``):
-    the one place the pretraining network and the classifier expose it, for the mask generator,
-    the data pipeline and the checkpoint code."""
+    """The clip geometry of a network, read from its typed config (``self.config``, a
+    :class:`~videomae.models.config.ModelConfig`)."""
 
-    config: dict
+    config: ModelConfig
 
     @property
     def img_size(self) -> int | tuple[int, int]:
         """Frame size as given to the constructor."""
-        return self.config["img_size"]
+        return self.config.img_size
 
     @property
     def patch_size(self) -> int:
         """Spatial patch side."""
-        return self.config["patch_size"]
+        return self.config.patch_size
 
     @property
     def tubelet_size(self) -> int:
         """Frames per tubelet."""
-        return self.config["tubelet_size"]
+        return self.config.tubelet_size
 
     @property
     def num_frames(self) -> int:
         """Frames per clip."""
-        return self.config["num_frames"]
+        return self.config.num_frames
 
 
 class VisionTransformerTrunk(nn.Module):

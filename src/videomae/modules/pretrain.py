@@ -9,13 +9,14 @@ per-step warmup + cosine learning-rate schedule scaled by the global batch size.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
+from videomae.models.masking import MaskPair
 from videomae.models.vit import no_weight_decay_names
 from videomae.modules.schedules import (
     adamw_with_schedule,
@@ -27,13 +28,9 @@ from videomae.modules.schedules import (
 
 log = logging.getLogger(__name__)
 
-Masks = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-"""A mask bool ``(B, N)``, True = masked; or a pair ``(encoder, decoder)`` (e.g.
-:class:`videomae.models.masking.MaskPair`) whose decoder mask is True where the decoder drops the
-token (not reconstructed)."""
-
-MaskGenerator = Callable[..., Masks]
-"""``(batch_size, grid, device, generator=None) -> Masks``."""
+MaskGenerator = Any
+"""A masking with ``pair(batch_size, grid, device, generator) -> MaskPair``, ``num_masked`` and
+``num_decoded`` (:mod:`videomae.models.masking`: tube, random or dual)."""
 
 
 class PretrainModule(L.LightningModule):
@@ -41,9 +38,9 @@ class PretrainModule(L.LightningModule):
 
     Args:
         net: the pretraining network; ``loss, pred = net(video, mask)`` and ``net.grid_size``.
-        masking: the mask generator (e.g. ``videomae.models.masking.TubeMasking``); one that
-            returns an ``(encoder, decoder)`` pair (``DualMasking``) has the decoder mask passed
-            as ``net(video, encoder_mask, decoder_mask=decoder_mask)``.
+        masking: the mask generator (``videomae.models.masking.TubeMasking``, ``RandomMasking``
+            or ``DualMasking``); its :class:`~videomae.models.masking.MaskPair` goes to the
+            network as ``net(video, pair.encoder, pair.decoder)``.
         batch_size: the per-device batch size (from the data config); with the number of devices,
             nodes and gradient-accumulation steps it gives the global batch that scales the lr.
         optim: ``base_lr``, ``warmup_lr``, ``min_lr``, ``warmup_epochs`` (or ``warmup_steps``),
@@ -82,12 +79,12 @@ class PretrainModule(L.LightningModule):
         """Clips per optimizer step over all devices: batch x world size x accumulation."""
         return global_batch(self.batch_size, self._trainer)
 
-    def draw_mask(self, batch_size: int, device: torch.device, seed: int) -> Masks:
-        """A mask (or an encoder/decoder pair) for ``batch_size`` clips, drawn on ``device`` from a
-        generator seeded with ``seed`` (see :meth:`train_mask_seed` and ``val_mask_seed``)."""
+    def draw_mask(self, batch_size: int, device: torch.device, seed: int) -> MaskPair:
+        """The masks of ``batch_size`` clips, drawn on ``device`` from a generator seeded with
+        ``seed`` (see :meth:`train_mask_seed` and ``val_mask_seed``)."""
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
-        return self.masking(batch_size, self.net.grid_size, device=device, generator=generator)
+        return self.masking.pair(batch_size, self.net.grid_size, device=device, generator=generator)
 
     def train_mask_seed(self, batch_idx: int) -> int:
         """The seed of a training step's masks: a function of the run's seed, the rank, the epoch
@@ -97,16 +94,9 @@ class PretrainModule(L.LightningModule):
         return hash(key) & 0x7FFF_FFFF_FFFF_FFFF
 
     # ------------------------------------------------------------------ steps
-    def forward(self, video: torch.Tensor, mask: Masks) -> tuple[torch.Tensor, torch.Tensor]:
-        """``loss, pred`` of the network for normalized ``video`` (B, 3, T, H, W) and ``mask``.
-
-        ``mask`` is bool ``(B, N)`` (True = masked) or an ``(encoder, decoder)`` pair, the
-        decoder mask True where the decoder drops the token.
-        """
-        if isinstance(mask, tuple):
-            encoder_mask, decoder_mask = mask
-            return self.net(video, encoder_mask, decoder_mask=decoder_mask)
-        return self.net(video, mask)
+    def forward(self, video: torch.Tensor, mask: MaskPair) -> tuple[torch.Tensor, torch.Tensor]:
+        """``loss, pred`` of the network for normalized ``video`` (B, 3, T, H, W) and its masks."""
+        return self.net(video, mask.encoder, mask.decoder)
 
     def configure_model(self) -> None:
         """Compile the network (in place, names unchanged) if asked: here, before a strategy such
@@ -139,16 +129,9 @@ class PretrainModule(L.LightningModule):
         """One masked-reconstruction step on a fresh random mask."""
         video = batch["video"]
         mask = self.draw_mask(video.shape[0], video.device, self.train_mask_seed(batch_idx))
-        if isinstance(mask, tuple) and not self._reported_decoded_tokens:
+        if not self._reported_decoded_tokens:
             self._reported_decoded_tokens = True
-            encoder_mask, decoder_mask = mask
-            log.info(
-                "dual masking: the decoder reconstructs %d of %d tokens per clip, "
-                "%.1f of them masked for the encoder on average (the loss covers those)",
-                int((~decoder_mask[0]).sum()),
-                decoder_mask.shape[1],
-                float((encoder_mask & ~decoder_mask).sum(dim=1).float().mean()),
-            )
+            self._report_dual_masking(mask)
         loss, _ = self(video, mask)
         # the step value is this rank's (no all-reduce every step); the epoch mean is reduced
         n = video.shape[0]
@@ -167,6 +150,20 @@ class PretrainModule(L.LightningModule):
         n = video.shape[0]
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
         return loss
+
+    def _report_dual_masking(self, mask: MaskPair) -> None:
+        """Log, with dual masking, how many tokens the decoder reconstructs and how many of
+        them the loss covers."""
+        grid = self.net.grid_size
+        if self.masking.num_decoded(grid) == self.masking.num_masked(grid):
+            return  # VideoMAE V1: the decoder reconstructs the masked tokens
+        log.info(
+            "dual masking: the decoder reconstructs %d of %d tokens per clip, "
+            "%.1f of them masked for the encoder on average (the loss covers those)",
+            int((~mask.decoder[0]).sum()),
+            mask.decoder.shape[1],
+            float((mask.encoder & ~mask.decoder).sum(dim=1).float().mean()),
+        )
 
     # ------------------------------------------------------------------ optimization
     def _peak_lr(self) -> float:

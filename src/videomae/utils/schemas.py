@@ -8,7 +8,9 @@ Two kinds of check, so that no constructor signature is typed twice:
   ``encoder`` / ``decoder``), ``trainer`` (``lightning.pytorch.Trainer``), ``trainer.strategy``
   and every ``callbacks.*`` / ``logger.*`` entry.
 - the plain groups without a target, ``backbone`` and ``model.optim``, have dataclass schemas
-  (:class:`BackboneSchema`, :class:`OptimSchema`) giving the allowed keys and their types.
+  (:class:`BackboneSchema`, from the named sizes' :class:`~videomae.models.config.BackboneSize`,
+  and :class:`~videomae.modules.config.OptimConfig`, the modules' own optimizer config) giving
+  the allowed keys and their types.
 
 A misspelt key is reported with the closest valid one (``data.batchsize: unknown key; did you
 mean data.batch_size?``).
@@ -31,43 +33,27 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from videomae.models.config import SIZES, BackboneSize
+from videomae.modules.config import OptimConfig
+
 HYDRA_KEYS = frozenset({"_target_", "_convert_", "_recursive_", "_partial_", "_args_"})
 """Keys that Hydra's ``instantiate`` reads itself; never constructor parameters."""
 
 
-@dataclasses.dataclass
-class BackboneSchema:
-    """The ``backbone`` group: encoder/decoder sizes and the token geometry."""
+@dataclasses.dataclass(frozen=True)
+class BackboneSchema(BackboneSize):
+    """The ``backbone`` group: a named size (:class:`~videomae.models.config.BackboneSize`'s
+    fields), its name and the tubelet length."""
 
     name: str
-    embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_ratio: float
-    patch_size: int
     tubelet_size: int
-    decoder_embed_dim: int
-    decoder_depth: int
-    decoder_num_heads: int
 
 
-@dataclasses.dataclass
-class OptimSchema:
-    """``model.optim``: AdamW and the warmup + cosine schedule (see ``PretrainModule``)."""
-
-    base_lr: float
-    weight_decay: float
-    warmup_lr: float = 0.0
-    min_lr: float = 0.0
-    warmup_epochs: float = 0.0
-    warmup_steps: int | None = None
-    betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-
-
-OPTIM_SCHEMAS: dict[str, type] = {"videomae.modules.pretrain.PretrainModule": OptimSchema}
-"""``model._target_`` -> the schema of its ``model.optim`` (other modules' optim keys are
-checked by their own constructors)."""
+OPTIM_SCHEMAS: dict[str, type] = {
+    "videomae.modules.pretrain.PretrainModule": OptimConfig,
+    "videomae.modules.finetune.FinetuneModule": OptimConfig,
+}
+"""``model._target_`` -> the schema of its ``model.optim``."""
 
 TARGET_GROUPS = ("data", "model", "masking", "trainer")
 """Top-level groups whose ``_target_`` signatures are checked (recursively into nested targets)."""
@@ -156,41 +142,66 @@ def static_keys(target_path: str, depth: int = 0) -> set[str] | None:
                 if (alias.asname or alias.name) == name:
                     return static_keys(f"{statement.module}.{alias.name}", depth + 1)
         if isinstance(statement, (ast.FunctionDef, ast.ClassDef)) and statement.name == name:
-            return _definition_keys(statement)
+            return _definition_keys(statement, tree)
     return None
 
 
-def _is_plain_dataclass(node: ast.ClassDef) -> bool:
-    """``@dataclass`` / ``@dataclass(...)`` as the only decorator, and no base class (whose
-    fields would come first)."""
-    if node.bases or len(node.decorator_list) != 1:
+def _is_plain_dataclass(node: ast.ClassDef, tree: ast.Module) -> bool:
+    """``@dataclass`` / ``@dataclass(...)`` as the only decorator, no ``__init__`` of its own,
+    and base classes (if any) that are plain dataclasses of the same module."""
+    if len(node.decorator_list) != 1 or _inits(node):
         return False
     decorator = node.decorator_list[0]
     if isinstance(decorator, ast.Call):
         decorator = decorator.func
-    return ast.unparse(decorator) in ("dataclass", "dataclasses.dataclass")
+    if ast.unparse(decorator) not in ("dataclass", "dataclasses.dataclass"):
+        return False
+    return all(_local_class(base, tree) is not None for base in node.bases) and all(
+        _is_plain_dataclass(_local_class(base, tree), tree) for base in node.bases
+    )
 
 
-def _definition_keys(node: ast.FunctionDef | ast.ClassDef) -> set[str] | None:
+def _local_class(base: ast.expr, tree: ast.Module) -> ast.ClassDef | None:
+    """The class a base-class name refers to when it is defined in the same module."""
+    for statement in tree.body:
+        if isinstance(statement, ast.ClassDef) and ast.unparse(base) == statement.name:
+            return statement
+    return None
+
+
+def _inits(node: ast.ClassDef) -> list[ast.FunctionDef]:
+    """The ``__init__`` definitions of a class body (overloads left out)."""
+    return [
+        s
+        for s in node.body
+        if isinstance(s, ast.FunctionDef)
+        and s.name == "__init__"
+        and not any("overload" in ast.unparse(d) for d in s.decorator_list)
+    ]
+
+
+def _dataclass_fields(node: ast.ClassDef, tree: ast.Module) -> set[str]:
+    """The fields of a plain dataclass: its bases' and its own annotated names."""
+    fields = {
+        s.target.id
+        for s in node.body
+        if isinstance(s, ast.AnnAssign)
+        and isinstance(s.target, ast.Name)
+        and "ClassVar" not in ast.unparse(s.annotation)
+    }
+    for base in node.bases:
+        fields |= _dataclass_fields(_local_class(base, tree), tree)
+    return fields
+
+
+def _definition_keys(node: ast.FunctionDef | ast.ClassDef, tree: ast.Module) -> set[str] | None:
     """The keyword parameters of a function, or of a class's own ``__init__`` (without
     ``self``); None for ``**kwargs``, decorated classes and classes without an ``__init__``."""
     function = node
     if isinstance(node, ast.ClassDef):
-        inits = [
-            s
-            for s in node.body
-            if isinstance(s, ast.FunctionDef)
-            and s.name == "__init__"
-            and not any("overload" in ast.unparse(d) for d in s.decorator_list)
-        ]
-        if _is_plain_dataclass(node) and not inits:
-            return {
-                s.target.id
-                for s in node.body
-                if isinstance(s, ast.AnnAssign)
-                and isinstance(s.target, ast.Name)
-                and "ClassVar" not in ast.unparse(s.annotation)
-            }
+        if _is_plain_dataclass(node, tree):
+            return _dataclass_fields(node, tree)
+        inits = _inits(node)
         if node.decorator_list or not inits:
             return None
         function = inits[-1]
@@ -249,6 +260,13 @@ def _type_ok(value: Any, annotation: Any) -> bool:
         return isinstance(value, (list, tuple, ListConfig)) and all(
             _type_ok(v, item) for v in value
         )
+    if origin is tuple:  # a fixed-length tuple, written as a list in YAML
+        items = typing.get_args(annotation)
+        return (
+            isinstance(value, (list, tuple, ListConfig))
+            and len(value) == len(items)
+            and all(_type_ok(v, item) for v, item in zip(value, items, strict=True))
+        )
     if annotation is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:
@@ -283,8 +301,8 @@ def check_plain_node(node: DictConfig, path: str, schema: type, errors: list[str
 def check_schemas(cfg: DictConfig, light: bool = False) -> list[str]:
     """Every schema error of ``cfg`` (empty list when the keys and types are valid).
 
-    ``light``: import nothing (parameters read by :func:`static_keys`, targets it cannot read
-    and the backbone name left to the full check)."""
+    ``light``: import nothing heavy (parameters read by :func:`static_keys`, targets it cannot
+    read left to the full check)."""
     keys_of = static_keys if light else imported_keys
     errors: list[str] = []
     for group in TARGET_GROUPS:
@@ -307,13 +325,10 @@ def check_schemas(cfg: DictConfig, light: bool = False) -> list[str]:
         if isinstance(node, DictConfig):
             check_plain_node(node, path, schema, errors)
     name = OmegaConf.select(cfg, "backbone.name")
-    if name is not None and not light:
-        from videomae.models.registry import SIZES
-
-        if name not in SIZES:
-            match = closest(str(name), set(SIZES))
-            advice = f"; did you mean backbone.name={match}?" if match else ""
-            errors.append(
-                f"backbone.name: unknown backbone {name!r}{advice} (known: {', '.join(SIZES)})"
-            )
+    if name is not None and name not in SIZES:
+        match = closest(str(name), set(SIZES))
+        advice = f"; did you mean backbone.name={match}?" if match else ""
+        errors.append(
+            f"backbone.name: unknown backbone {name!r}{advice} (known: {', '.join(SIZES)})"
+        )
     return errors
