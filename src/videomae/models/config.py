@@ -33,6 +33,14 @@ def as_pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def token_grid(
+    img_size: int | tuple[int, int], num_frames: int, patch_size: int, tubelet_size: int
+) -> tuple[int, int, int]:
+    """The token grid ``(T', H', W')`` of a clip: frames / tubelet, rows and columns / patch."""
+    height, width = as_pair(img_size)
+    return num_frames // tubelet_size, height // patch_size, width // patch_size
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig(Mapping):
     """What both networks share: the clip geometry and the encoder.
@@ -88,12 +96,7 @@ class ModelConfig(Mapping):
     @property
     def grid_size(self) -> tuple[int, int, int]:
         """The token grid ``(T', H', W')``."""
-        height, width = self.frame_size
-        return (
-            self.num_frames // self.tubelet_size,
-            height // self.patch_size,
-            width // self.patch_size,
-        )
+        return token_grid(self.img_size, self.num_frames, self.patch_size, self.tubelet_size)
 
     @property
     def num_patches(self) -> int:

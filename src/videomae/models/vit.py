@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
-from videomae.models.config import ModelConfig, as_pair
+from videomae.models.config import ModelConfig, as_pair, token_grid
 from videomae.models.masking import split_mask
 
 ATTENTION_BACKENDS: dict[str, SDPBackend | None] = {
@@ -125,12 +125,7 @@ class PatchEmbed(nn.Module):
     @property
     def grid_size(self) -> tuple[int, int, int]:
         """The token grid ``(T', H', W')``."""
-        height, width = self.img_size
-        return (
-            self.num_frames // self.tubelet_size,
-            height // self.patch_size,
-            width // self.patch_size,
-        )
+        return token_grid(self.img_size, self.num_frames, self.patch_size, self.tubelet_size)
 
     @property
     def num_patches(self) -> int:
