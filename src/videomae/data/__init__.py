@@ -26,7 +26,6 @@ if TYPE_CHECKING:
         RandomResizedCrop,
         TestTransform,
         center_crop_resize,
-        normalize,
         spatial_crops,
     )
 
@@ -54,7 +53,6 @@ _EXPORTS: dict[str, str] = {
     "RandomResizedCrop": "transforms",
     "TestTransform": "transforms",
     "center_crop_resize": "transforms",
-    "normalize": "transforms",
     "spatial_crops": "transforms",
 }
 
@@ -76,7 +74,6 @@ __all__ = [
     "dense_indices",
     "dense_views",
     "folder_classes",
-    "normalize",
     "probe",
     "read_frames",
     "read_list",
