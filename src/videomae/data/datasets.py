@@ -31,12 +31,17 @@ from torch.utils.data import Dataset
 
 from videomae.data.decoding import VideoDecodeError, read_frames
 from videomae.data.lists import VideoRecord
-from videomae.data.sampling import dense_indices, dense_views, segment_indices, segment_views
+from videomae.data.sampling import (
+    SAMPLING_CHOICES,
+    dense_indices,
+    dense_views,
+    segment_indices,
+    segment_views,
+)
 from videomae.data.transforms import TestTransform
 
 __all__ = [
     "ON_ERROR_CHOICES",
-    "SAMPLING_CHOICES",
     "ClipTooShortError",
     "ClipTransform",
     "VideoClipDataset",
@@ -47,7 +52,6 @@ ClipTransform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
 multi-view transform, uint8 ``(V_t, T, H, W, C)`` -> float ``(V, C, T, H, W)``)."""
 
 ON_ERROR_CHOICES = ("skip", "raise")
-SAMPLING_CHOICES = ("dense", "segment")
 
 
 class ClipTooShortError(VideoDecodeError):
