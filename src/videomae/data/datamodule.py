@@ -530,7 +530,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
 
         The order is a permutation drawn from ``(seed, epoch)``, sharded over the data-parallel
         ranks (each rank a different share), by a
-        :class:`~videomae.callbacks.resume.ResumableSampler`; the trainer sets its epoch.
+        :class:`~videomae.data.samplers.ResumableSampler`; the trainer sets its epoch.
         """
         if self.train_set is None:
             self.setup("fit")

@@ -111,7 +111,7 @@ class VideoClipDataset(Dataset):
     ``(V, C, T, H, W)`` with ``V = num_views x`` the transform's spatial crops.
 
     Randomness: an item can be asked for by index or by an ``(index, epoch)`` key (what
-    :class:`videomae.callbacks.resume.ResumableSampler` yields with ``with_epoch=True``, as the
+    :class:`videomae.data.samplers.ResumableSampler` yields with ``with_epoch=True``, as the
     data module's training loader does). A keyed training item draws from a generator seeded by
     ``(seed, epoch, index)``: the same clip whatever the worker, the number of workers or a
     resume, and a new one each epoch. A plain index in training seeds from ``seed``, the index and
