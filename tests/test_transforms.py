@@ -20,19 +20,21 @@ from PIL import Image
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 from videomae.data.device import finish_batch, normalize_video
-from videomae.data.transforms import (
+from videomae.data.randaugment import (
     DEFAULT_FILL,
     RAND_AUGMENT_INCREASING_OPS,
     RAND_AUGMENT_OPS,
     ClipRandAugment,
+    RandAugmentConfig,
+    apply_rand_augment_op,
+    rand_augment_arg,
+)
+from videomae.data.transforms import (
     EvalTransform,
     FinetuneTransform,
-    RandAugmentConfig,
     RandomErasing,
     RandomResizedCrop,
     TestTransform,
-    apply_rand_augment_op,
-    rand_augment_arg,
     spatial_crops,
 )
 

@@ -173,6 +173,9 @@ def check_entry(task: tuple[str, int, int, int | None, _ClipSpec, bool]) -> Entr
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
+    from videomae.data.lists import LIST_FORMATS
+    from videomae.data.sampling import SAMPLING_CHOICES
+
     parser = argparse.ArgumentParser(
         prog="videomae-doctor",
         description="Check every video of a list (missing, unreadable, too short, no fps, ...), "
@@ -184,13 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--list-format",
         default="auto",
-        choices=("auto", "videomae", "videomae_v2", "folders"),
+        choices=LIST_FORMATS,
         help="list format (default: auto)",
     )
     parser.add_argument(
         "--sampling",
         default="dense",
-        choices=("dense", "segment"),
+        choices=SAMPLING_CHOICES,
         help="clip sampling: dense (num-frames every sampling-rate) or segment (one frame per "
         "segment, Something-Something); decides how many frames a video needs",
     )

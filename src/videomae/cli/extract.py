@@ -32,6 +32,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from videomae.cli.predict import clip_dataset, load_for_inference, pick_device
 from videomae.data.device import finish_batch
+from videomae.data.lists import LIST_FORMATS
+from videomae.data.sampling import SAMPLING_CHOICES
 
 
 def pooled_features(net: nn.Module, video: torch.Tensor) -> torch.Tensor:
@@ -79,10 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-clips", type=int, default=1, help="temporal clips per video")
     parser.add_argument("--num-crops", type=int, default=1, help="spatial crops per clip")
     parser.add_argument("--sampling-rate", type=int, help="frame stride of dense sampling")
-    parser.add_argument("--sampling", choices=("dense", "segment"), help="frame sampling")
-    parser.add_argument(
-        "--list-format", default="auto", help="auto, videomae, videomae_v2, folders"
-    )
+    parser.add_argument("--sampling", choices=SAMPLING_CHOICES, help="frame sampling")
+    parser.add_argument("--list-format", default="auto", help=", ".join(LIST_FORMATS))
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--no-ema", action="store_true", help="ignore EMA weights")
     return parser

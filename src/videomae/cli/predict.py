@@ -191,6 +191,8 @@ def predict_views(net: nn.Module, views: torch.Tensor, device: torch.device) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
+    from videomae.data.sampling import SAMPLING_CHOICES
+
     parser = argparse.ArgumentParser(
         prog="videomae-predict",
         description="Top-k classes of videos with a fine-tuned VideoMAE classifier (every "
@@ -204,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-clips", type=int, help="temporal clips per video")
     parser.add_argument("--num-crops", type=int, help="spatial crops per clip")
     parser.add_argument("--sampling-rate", type=int, help="frame stride of dense sampling")
-    parser.add_argument("--sampling", choices=("dense", "segment"), help="frame sampling")
+    parser.add_argument("--sampling", choices=SAMPLING_CHOICES, help="frame sampling")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--no-ema", action="store_true", help="ignore EMA weights")
     return parser

@@ -54,7 +54,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videomae.data.lists import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+from videomae.data.lists import IMAGE_SUFFIXES, MISSING_SHOWN, VIDEO_SUFFIXES, natural_key
 
 __all__ = [
     "PrepareError",
@@ -77,8 +77,6 @@ __all__ = [
 
 SSV2_SUFFIXES = (".webm", ".mp4")
 K400_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi")
-MISSING_SHOWN = 10
-"""How many missing video paths the report names."""
 
 Entry = tuple[str, int]
 """One list line: path relative to the root (``/`` separated) and class index."""

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from videomae.data.datasets import VideoClipDataset
     from videomae.data.decoding import VideoDecodeError, VideoInfo, probe, read_frames, video_length
     from videomae.data.lists import VideoRecord, folder_classes, read_list
+    from videomae.data.randaugment import ClipRandAugment
     from videomae.data.sampling import dense_indices, dense_views, segment_indices, segment_views
     from videomae.data.transforms import (
-        ClipRandAugment,
         EvalTransform,
         FinetuneTransform,
         MultiScaleCrop,
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
         RandomResizedCrop,
         TestTransform,
         center_crop_resize,
-        normalize,
         spatial_crops,
     )
 
@@ -45,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "dense_views": "sampling",
     "segment_indices": "sampling",
     "segment_views": "sampling",
-    "ClipRandAugment": "transforms",
+    "ClipRandAugment": "randaugment",
     "EvalTransform": "transforms",
     "FinetuneTransform": "transforms",
     "MultiScaleCrop": "transforms",
@@ -54,7 +53,6 @@ _EXPORTS: dict[str, str] = {
     "RandomResizedCrop": "transforms",
     "TestTransform": "transforms",
     "center_crop_resize": "transforms",
-    "normalize": "transforms",
     "spatial_crops": "transforms",
 }
 
@@ -76,7 +74,6 @@ __all__ = [
     "dense_indices",
     "dense_views",
     "folder_classes",
-    "normalize",
     "probe",
     "read_frames",
     "read_list",

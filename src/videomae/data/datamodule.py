@@ -13,11 +13,12 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from videomae.data.datasets import ON_ERROR_CHOICES, SAMPLING_CHOICES, VideoClipDataset
+from videomae.data.datasets import ON_ERROR_CHOICES, VideoClipDataset
 from videomae.data.decoding import BACKENDS
 from videomae.data.device import FinishOnDevice
 from videomae.data.lists import (
     LIST_FORMATS,
+    MISSING_SHOWN,
     VideoRecord,
     data_set_paths,
     folder_classes,
@@ -28,6 +29,7 @@ from videomae.data.lists import (
     require_path,
 )
 from videomae.data.samplers import ResumableSampler
+from videomae.data.sampling import SAMPLING_CHOICES
 from videomae.data.transforms import (
     EvalTransform,
     FinetuneTransform,
@@ -92,8 +94,6 @@ def _accelerator_available() -> bool:
 MODE_CHOICES = ("pretrain", "finetune")
 """``pretrain``: multi-scale crop (+ optional flip); ``finetune``: random resized crop, flip,
 RandAugment and random erasing, with repeated augmentation (``num_sample``)."""
-
-_MISSING_SHOWN = 10
 
 
 def _flatten_repeated(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -373,8 +373,12 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
                     )
         missing = missing_files(records)
         if missing:
-            shown = "\n  ".join(str(r.path) for r in missing[:_MISSING_SHOWN])
-            more = f"\n  ... and {len(missing) - _MISSING_SHOWN} more" if len(missing) > 10 else ""
+            shown = "\n  ".join(str(r.path) for r in missing[:MISSING_SHOWN])
+            more = (
+                f"\n  ... and {len(missing) - MISSING_SHOWN} more"
+                if len(missing) > MISSING_SHOWN
+                else ""
+            )
             message = (
                 f"data.{key}: {len(missing)} of {len(records)} videos named in {path} are "
                 f"missing on disk:\n  {shown}{more}"
@@ -526,7 +530,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
 
         The order is a permutation drawn from ``(seed, epoch)``, sharded over the data-parallel
         ranks (each rank a different share), by a
-        :class:`~videomae.callbacks.resume.ResumableSampler`; the trainer sets its epoch.
+        :class:`~videomae.data.samplers.ResumableSampler`; the trainer sets its epoch.
         """
         if self.train_set is None:
             self.setup("fit")

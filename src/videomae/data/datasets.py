@@ -31,12 +31,17 @@ from torch.utils.data import Dataset
 
 from videomae.data.decoding import VideoDecodeError, read_frames
 from videomae.data.lists import VideoRecord
-from videomae.data.sampling import dense_indices, dense_views, segment_indices, segment_views
+from videomae.data.sampling import (
+    SAMPLING_CHOICES,
+    dense_indices,
+    dense_views,
+    segment_indices,
+    segment_views,
+)
 from videomae.data.transforms import TestTransform
 
 __all__ = [
     "ON_ERROR_CHOICES",
-    "SAMPLING_CHOICES",
     "ClipTooShortError",
     "ClipTransform",
     "VideoClipDataset",
@@ -47,7 +52,6 @@ ClipTransform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
 multi-view transform, uint8 ``(V_t, T, H, W, C)`` -> float ``(V, C, T, H, W)``)."""
 
 ON_ERROR_CHOICES = ("skip", "raise")
-SAMPLING_CHOICES = ("dense", "segment")
 
 
 class ClipTooShortError(VideoDecodeError):
@@ -107,7 +111,7 @@ class VideoClipDataset(Dataset):
     ``(V, C, T, H, W)`` with ``V = num_views x`` the transform's spatial crops.
 
     Randomness: an item can be asked for by index or by an ``(index, epoch)`` key (what
-    :class:`videomae.callbacks.resume.ResumableSampler` yields with ``with_epoch=True``, as the
+    :class:`videomae.data.samplers.ResumableSampler` yields with ``with_epoch=True``, as the
     data module's training loader does). A keyed training item draws from a generator seeded by
     ``(seed, epoch, index)``: the same clip whatever the worker, the number of workers or a
     resume, and a new one each epoch. A plain index in training seeds from ``seed``, the index and

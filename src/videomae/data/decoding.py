@@ -48,6 +48,7 @@ import decord
 import numpy as np
 import torch
 
+from videomae.data.lists import DIGITS, IMAGE_SUFFIXES, natural_key
 from videomae.errors import UserError
 
 __all__ = [
@@ -63,8 +64,6 @@ __all__ = [
 BACKENDS = ("auto", "decord", "pyav")
 """The values of ``backend``."""
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # = videomae.data.lists.IMAGE_SUFFIXES
-_DIGITS = re.compile(r"(\d+)")
 _warned_fallback: set[str] = set()  # files PyAV decoded for decord in this process
 
 
@@ -276,14 +275,12 @@ def _warn_fallback(path: str | Path, decord_error: BaseException) -> None:
 
 def frame_folder_files(folder: str | Path) -> list[str]:
     """Names of a frame folder's images (``.jpg``, ``.jpeg``, ``.png``) in natural name order."""
-    from videomae.data.lists import natural_key
-
     with os.scandir(folder) as it:
         names = [
             e.name
             for e in it
             if not e.name.startswith(".")
-            and os.path.splitext(e.name)[1].lower() in _IMAGE_SUFFIXES
+            and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
             and e.is_file()
         ]
     return sorted(names, key=natural_key)
@@ -291,7 +288,7 @@ def frame_folder_files(folder: str | Path) -> list[str]:
 
 def _frame_number(name: str) -> int | None:
     """The last run of digits in a file name without its suffix (``img_00012.jpg`` -> 12)."""
-    digits = _DIGITS.findall(os.path.splitext(name)[0])
+    digits = DIGITS.findall(os.path.splitext(name)[0])
     return int(digits[-1]) if digits else None
 
 

@@ -37,12 +37,16 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "SAMPLING_CHOICES",
     "dense_indices",
     "dense_views",
     "segment_indices",
     "segment_views",
     "window_span",
 ]
+
+SAMPLING_CHOICES = ("dense", "segment")
+"""The values of ``sampling``: dense windows or one frame per segment (see above)."""
 
 
 def _check_counts(**counts: int) -> None:

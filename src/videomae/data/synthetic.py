@@ -4,10 +4,9 @@ The set is the project's embedded default for CPU pretraining / fine-tuning runs
 tests. It comes in two *scenes* (``SyntheticSpec.scene``); in both the label is a kind of motion
 and no single frame reveals it.
 
-**objects** (the harder scene, used by ``make demo``): every video shows one large textured
-*main object* over a textured background that pans in a random direction, with two or three
-smaller textured distractor objects moving randomly. The label is the kind of motion of the main
-object:
+**objects** (the harder scene): every video shows one large textured *main object* over a
+textured background that pans in a random direction, with two or three smaller textured
+distractor objects moving randomly. The label is the kind of motion of the main object:
 
 ======  ==============  ===========================================
 label   name            main object motion (canonical form)
@@ -40,14 +39,15 @@ and from the same distributions whatever the label, and every quantity the motio
 So the distribution of frame ``t`` is the same for all eight classes, for every ``t``: only
 the motion across frames carries the label.
 
-**drift** (the embedded default of ``data=synthetic``): the whole frame is one vivid periodic
-texture that slides, wrapping around, in one of eight compass directions (the label, classes in
-:data:`DRIFT_CLASS_NAMES`: ``drift_left``, ``drift_right``, ``drift_up``, ``drift_down``,
-``drift_up_left``, ``drift_down_right``, ``drift_up_right``, ``drift_down_left``; the direction
-the content moves on screen), under the same distractor objects and noise. The start offset is
-uniform on the torus, so every frame is again equally likely in every class, and class ``2k + 1``
-is again class ``2k`` played backwards. A tiny ViT learns this global motion in a few hundred
-CPU steps; the object motions above it does not learn at that budget (docs/engineering-notes.md).
+**drift** (the embedded default of ``data=synthetic`` and the scene of ``make demo``): the
+whole frame is one vivid periodic texture that slides, wrapping around, in one of eight compass
+directions (the label, classes in :data:`DRIFT_CLASS_NAMES`: ``drift_left``, ``drift_right``,
+``drift_up``, ``drift_down``, ``drift_up_left``, ``drift_down_right``, ``drift_up_right``,
+``drift_down_left``; the direction the content moves on screen), under the same distractor
+objects and noise. The start offset is uniform on the torus, so every frame is again equally
+likely in every class, and class ``2k + 1`` is again class ``2k`` played backwards. A tiny ViT
+learns this global motion in a few hundred CPU steps; it does not learn the object motions above
+at that budget (docs/engineering-notes.md).
 
 Files are H.264 ``.mp4`` (libx264, yuv420p) and VP9 ``.webm`` (libvpx-vp9, yuv420p), half of
 each class in each container, with a keyframe every 16 frames. Layout under ``root``::
@@ -146,9 +146,8 @@ macroblock-tree rate control)."""
 SPLITS: tuple[str, ...] = ("train", "val")
 
 # Encoder settings. threads=1 and bitexact flags keep the encoded bytes deterministic. x264's
-# macroblock-tree rate control (mbtree) is off: on these small frames it made the bytes depend on
-# what the process had encoded before (x264 in PyAV 18.1: the same frames gave other bytes on a
-# later call), so a video's bytes depended on which worker made it and in what order.
+# macroblock-tree rate control (mbtree) is off: with it, the bytes of a video depend on what the
+# process encoded before (x264 in PyAV 18.1), so on which worker made it and in what order.
 GOP = 16
 H264_OPTIONS: dict[str, str] = {
     "crf": "25",
@@ -222,15 +221,14 @@ class SyntheticSpec:
             direction); see the module docstring. ``motion_speed`` scales the drift speed
             (``DRIFT_SPEED``) too. The texture wraps around, so a shift of half the frame or
             more between two *sampled* frames is ambiguous: with a clip sampling rate ``r`` keep
-            ``motion_speed`` below ``0.5 / (r * DRIFT_SPEED[1])`` (6.4 at ``r = 2``; measured by
-            phase correlation of frames 2 apart: every direction right up to 6, 79% at 8). A
+            ``motion_speed`` below ``0.5 / (r * DRIFT_SPEED[1])`` (6.4 at ``r = 2``; phase
+            correlation of frames 2 apart finds every direction right up to 6, 79% at 8). A
             shift of half the frame between consecutive frames (``motion_speed`` >= 12.8) is
             refused.
 
-    ``motion_speed``, ``max_distractors`` and ``background_pan`` make easier sets (``make demo``
-    uses fast motion over a still background with no distractors); their defaults give the
-    standard set. Every random draw is made whatever their values, so the class of a video
-    never shows in a single frame.
+    ``motion_speed``, ``max_distractors`` and ``background_pan`` make easier sets; their
+    defaults give the standard set. Every random draw is made whatever their values, so the
+    class of a video never shows in a single frame.
     """
 
     num_classes: int = len(CLASS_NAMES)
@@ -1136,7 +1134,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scene",
         choices=tuple(SCENES),
         default="drift",
-        help="drift (the default, as data=synthetic) or objects (the demo's scene)",
+        help="drift (the default, as data=synthetic) or objects (harder)",
     )
     parser.add_argument("--motion-speed", type=float, default=defaults.motion_speed)
     parser.add_argument("--max-distractors", type=int, default=defaults.max_distractors)
