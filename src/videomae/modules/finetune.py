@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from timm.loss import SoftTargetCrossEntropy
@@ -40,13 +39,9 @@ from videomae.eval_outputs import (
     write_test_files,
 )
 from videomae.models.classifier import VideoMAEClassifier
+from videomae.modules.base import VideoMAEModule
 from videomae.modules.optim import param_groups_layer_decay
-from videomae.modules.schedules import (
-    adamw_with_schedule,
-    clean_param_name,
-    global_batch,
-    scaled_lr,
-)
+from videomae.modules.schedules import adamw_with_schedule, clean_param_name
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +125,7 @@ def init_classifier_from(net: VideoMAEClassifier, path: str | Path) -> dict[str,
 
 
 # ---------------------------------------------------------------------------- the module
-class FinetuneModule(L.LightningModule):
+class FinetuneModule(VideoMAEModule):
     """VideoMAE fine-tuning and multi-view evaluation for video classification.
 
     Args:
@@ -155,6 +150,14 @@ class FinetuneModule(L.LightningModule):
         top_k: the k of top-k accuracy and of the predictions file.
     """
 
+    checkpoint_kind = "classifier"
+    log_name = __name__
+    fit_report = (
+        "batch: %d videos per device, %d global; peak lr %.3g (base %.3g x %d / 256), "
+        "layer decay %s"
+    )
+    report_to_loggers = False
+
     def __init__(
         self,
         net: VideoMAEClassifier,
@@ -169,20 +172,15 @@ class FinetuneModule(L.LightningModule):
         output_dir: str | None = None,
         top_k: int = 5,
     ) -> None:
-        super().__init__()
+        super().__init__(net, batch_size, optim, compile)
         self.save_hyperparameters(ignore=["net"], logger=False)
         if not isinstance(net, VideoMAEClassifier) or net.num_classes < 1:
             raise ValueError("model.net must be a VideoMAEClassifier with num_classes >= 1")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.net = net
-        self.batch_size = int(batch_size)
-        self.optim_cfg = dict(optim)
         self.label_smoothing = float(label_smoothing)
-        self.compile_net = compile
         self.output_dir = output_dir
         self.top_k = int(top_k)
-        self._compiled = False
         self.init_report: dict[str, list[str]] | None = None
         if init_from:
             self.init_report = init_classifier_from(net, init_from)
@@ -233,11 +231,6 @@ class FinetuneModule(L.LightningModule):
 
     # ------------------------------------------------------------------ helpers
     @property
-    def global_batch_size(self) -> int:
-        """Videos per optimizer step over all devices: batch x world size x accumulation."""
-        return global_batch(self.batch_size, self._trainer)
-
-    @property
     def eval_net(self) -> nn.Module:
         """The weights that validation and test use: the EMA when it is on, else ``net``."""
         return self.ema.module if self.ema is not None else self.net
@@ -267,31 +260,19 @@ class FinetuneModule(L.LightningModule):
             for name, child in self.net.named_children():
                 child.train(name in ("head", "head_norm"))
 
-    def configure_model(self) -> None:
-        """Compile the network (in place, names unchanged) if asked, once, before a strategy
-        wraps it."""
-        if self.compile_net and not self._compiled:
-            self.net.compile()
-            self._compiled = True
+    def fit_report_args(self) -> tuple[Any, ...]:
+        """The base values of the fit-start line, then the layer decay."""
+        return (*super().fit_report_args(), self.optim_cfg.get("layer_decay", 1.0))
 
     def on_fit_start(self) -> None:
-        """Report the batch sizes and the scaled learning rate (and a new run's random
-        encoder: evaluating or resuming a checkpoint is not one)."""
+        """Warn of a new run's random encoder (evaluating or resuming a checkpoint is not one),
+        then report the batch sizes and the scaled learning rate."""
         if self.init_report is None and self.trainer.ckpt_path is None:
             log.warning(
                 "model.init_from is null: the encoder starts from random weights (set "
                 "model.init_from=PATH to fine-tune a pretraining checkpoint)"
             )
-        log.info(
-            "batch: %d videos per device, %d global; peak lr %.3g (base %.3g x %d / 256), "
-            "layer decay %s",
-            self.batch_size,
-            self.global_batch_size,
-            self._peak_lr(),
-            self.optim_cfg["base_lr"],
-            self.global_batch_size,
-            self.optim_cfg.get("layer_decay", 1.0),
-        )
+        super().on_fit_start()
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -405,9 +386,6 @@ class FinetuneModule(L.LightningModule):
         )
 
     # ------------------------------------------------------------------ optimization
-    def _peak_lr(self) -> float:
-        return scaled_lr(float(self.optim_cfg["base_lr"]), self.global_batch_size)
-
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with layer-decay groups and the per-step warmup + cosine schedule."""
         cfg = self.optim_cfg
@@ -433,13 +411,12 @@ class FinetuneModule(L.LightningModule):
         )
 
     # ------------------------------------------------------------------ checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the network's constructor arguments (and the class names when the data module
-        has them) so that :func:`videomae.checkpoints.load` and ``videomae-predict`` rebuild
-        the classifier without Hydra."""
-        meta: dict[str, Any] = {"kind": "classifier", "config": dict(self.net.config)}
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """The network's kind and constructor arguments, and the class names when the data
+        module has them, for :func:`videomae.checkpoints.load` and ``videomae-predict``."""
+        meta: dict[str, Any] = {"kind": self.checkpoint_kind, "config": dict(self.net.config)}
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         class_names = getattr(datamodule, "class_names", None)
         if class_names:
             meta["class_names"] = list(class_names)
-        checkpoint["videomae"] = meta
+        return meta
