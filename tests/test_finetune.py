@@ -19,15 +19,9 @@ from timm.optim import param_groups_layer_decay as timm_groups
 from torch.utils.data import DataLoader, Dataset
 
 from videomae import checkpoints
+from videomae.eval_outputs import average_views, classification_metrics, first_occurrences
 from videomae.models.registry import create_classifier, create_pretrain
-from videomae.modules.finetune import (
-    FinetuneModule,
-    average_views,
-    classification_metrics,
-    first_occurrences,
-    init_classifier_from,
-    mix_video,
-)
+from videomae.modules.finetune import FinetuneModule, init_classifier_from, mix_video
 from videomae.modules.optim import param_groups_layer_decay, vit_layer_id
 from videomae.modules.schedules import clean_param_name
 
@@ -449,6 +443,27 @@ def test_fit_with_mixup_and_ema_validates_and_saves_a_loadable_checkpoint(tmp_pa
     )
     loaded = checkpoints.load(ckpt)
     torch.testing.assert_close(loaded.head.weight, module.net.head.weight)
+
+
+def test_fit_start_reports_batch_and_lr_to_the_log_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The random-encoder warning, then the batch/lr line with the layer decay, on the
+    fine-tuning module's logger; nothing goes to the loggers (pretraining sends them these)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    csv_logger = CSVLogger(tmp_path)
+    module = FinetuneModule(tiny_classifier(), batch_size=4, optim=OPTIM)
+    module.trainer = trainer(tmp_path, logger=csv_logger)
+    with caplog.at_level("INFO", logger="videomae.modules.finetune"):
+        module.on_fit_start()
+    lines = [r.getMessage() for r in caplog.records if r.name == "videomae.modules.finetune"]
+    assert len(lines) == 2 and lines[0].startswith("model.init_from is null")
+    assert lines[1] == (
+        "batch: 4 videos per device, 4 global; peak lr 0.000781 (base 0.05 x 4 / 256), "
+        "layer decay 0.75"
+    )
+    assert csv_logger.experiment.metrics == []
 
 
 @pytest.mark.slow

@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from videomae.eval_outputs import average_views
+
 DEFAULT_SAMPLING_RATE = 4
 """Frame stride when neither the checkpoint nor ``--sampling-rate`` gives one."""
 
@@ -183,7 +185,6 @@ def predict_views(net: nn.Module, views: torch.Tensor, device: torch.device) -> 
     """Class probabilities of one video from its views ``(V, C, T, H, W)`` (uint8 as the
     dataset gives them, normalized on ``device``): softmax per view, averaged -> ``(K,)``."""
     from videomae.data.device import finish_batch
-    from videomae.modules.finetune import average_views
 
     logits = net(finish_batch({"video": views.to(device)})["video"])
     return average_views(logits[None]).squeeze(0).cpu()

@@ -16,32 +16,32 @@ Validation: top-1 / top-5 (torchmetrics) and the loss on one view per video. Tes
 every video (``video`` ``(B, V, C, T, H, W)``), softmax per view averaged per video, each video
 counted once under DDP (gathered, deduplicated by its index); top-1, top-5, mean class accuracy,
 and ``predictions.csv``, ``per_class_accuracy.csv`` and ``confusion_matrix.png`` in the run
-folder.
+folder (the metrics and files: :mod:`videomae.eval_outputs`).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from videomae.models.classifier import VideoMAEClassifier
-from videomae.modules.optim import param_groups_layer_decay
-from videomae.modules.schedules import (
-    adamw_with_schedule,
-    clean_param_name,
-    global_batch,
-    scaled_lr,
+from videomae.eval_outputs import (
+    average_views,
+    classification_metrics,
+    first_occurrences,
+    write_test_files,
 )
+from videomae.models.classifier import VideoMAEClassifier
+from videomae.modules.base import VideoMAEModule
+from videomae.modules.optim import param_groups_layer_decay
+from videomae.modules.schedules import adamw_with_schedule, clean_param_name
 
 log = logging.getLogger(__name__)
 
@@ -69,151 +69,6 @@ def mix_video(mixup: Any, video: torch.Tensor, target: torch.Tensor) -> tuple[to
     flat = video.contiguous().view(b, c * t, h, w)
     flat, soft = mixup(flat, target)
     return flat.view(b, c, t, h, w), soft
-
-
-def average_views(logits: torch.Tensor) -> torch.Tensor:
-    """Per-video class probabilities from the logits of its views: softmax per view, then the
-    mean over views. ``(B, V, K)`` -> ``(B, K)``."""
-    return logits.float().softmax(dim=-1).mean(dim=1)
-
-
-def first_occurrences(index: torch.Tensor) -> torch.Tensor:
-    """Positions of the first occurrence of each distinct value of ``index`` ``(N,)``, ordered by
-    value: the rows to keep when a distributed sampler repeated some videos."""
-    values, inverse = torch.unique(index, return_inverse=True)
-    positions = torch.arange(index.numel(), device=index.device)
-    first = torch.full((values.numel(),), index.numel(), dtype=torch.long, device=index.device)
-    return first.scatter_reduce(0, inverse, positions, reduce="amin")
-
-
-def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``(K, K)`` counts, row = true class, column = predicted class."""
-    flat = labels.long() * num_classes + preds.long()
-    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
-
-
-def classification_metrics(
-    probs: torch.Tensor, labels: torch.Tensor, top_k: int = 5
-) -> dict[str, Any]:
-    """Top-1, top-``k`` and mean per-class accuracy of per-video ``probs`` ``(N, K)``.
-
-    Returns ``acc1``, ``acc5`` (top-``min(k, K)``), ``mean_class_acc`` (the mean over classes
-    with test videos of their recall), ``per_class`` ``(K,)`` (NaN for classes without videos),
-    ``support`` ``(K,)`` and ``confusion`` ``(K, K)``; accuracies are fractions in [0, 1].
-    """
-    num_classes = probs.shape[1]
-    k = min(top_k, num_classes)
-    top = probs.topk(k, dim=1).indices
-    hits = top == labels[:, None]
-    confusion = confusion_matrix(top[:, 0], labels, num_classes)
-    support = confusion.sum(dim=1)
-    per_class = confusion.diag().double() / support.clamp(min=1).double()
-    per_class[support == 0] = float("nan")
-    present = support > 0
-    return {
-        "acc1": hits[:, 0].double().mean().item() if len(labels) else float("nan"),
-        "acc5": hits.any(dim=1).double().mean().item() if len(labels) else float("nan"),
-        "mean_class_acc": per_class[present].mean().item() if present.any() else float("nan"),
-        "per_class": per_class,
-        "support": support,
-        "confusion": confusion,
-    }
-
-
-def write_predictions(
-    path: Path,
-    probs: torch.Tensor,
-    labels: torch.Tensor,
-    videos: Sequence[str],
-    class_names: Sequence[str] | None,
-    top_k: int = 5,
-) -> None:
-    """``predictions.csv``: one row per video: ``video, label, label_name``, then the top-``k``
-    ``pred_i``, ``pred_name_i`` and ``score_i`` (mean softmax probability over the views)."""
-    k = min(top_k, probs.shape[1])
-    scores, preds = probs.topk(k, dim=1)
-
-    def name(label: int) -> str:
-        return class_names[label] if class_names and 0 <= label < len(class_names) else ""
-
-    header = ["video", "label", "label_name"]
-    header += [f"pred_{i + 1}" for i in range(k)] + [f"pred_name_{i + 1}" for i in range(k)]
-    header += [f"score_{i + 1}" for i in range(k)]
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for row in range(len(videos)):
-            label = int(labels[row])
-            top = [int(p) for p in preds[row]]
-            writer.writerow(
-                [videos[row], label, name(label)]
-                + top
-                + [name(p) for p in top]
-                + [f"{float(s):.6f}" for s in scores[row]]
-            )
-
-
-def write_per_class(
-    path: Path, metrics: Mapping[str, Any], class_names: Sequence[str] | None
-) -> None:
-    """``per_class_accuracy.csv``: ``class, name, videos, correct, accuracy`` per class."""
-    confusion = metrics["confusion"]
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["class", "name", "videos", "correct", "accuracy"])
-        for k in range(confusion.shape[0]):
-            support = int(metrics["support"][k])
-            accuracy = float(metrics["per_class"][k])
-            writer.writerow(
-                [
-                    k,
-                    class_names[k] if class_names and k < len(class_names) else "",
-                    support,
-                    int(confusion[k, k]),
-                    f"{accuracy:.6f}" if support else "",
-                ]
-            )
-
-
-def plot_confusion(path: Path, confusion: torch.Tensor, class_names: Sequence[str] | None) -> None:
-    """``confusion_matrix.png``: colours are the row-normalized confusion matrix (the fraction of
-    each true class's videos predicted as each class; the diagonal is the recall), with the video
-    counts written in the cells up to 20 classes and class names on the axes up to 60."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    counts = confusion.double()
-    rows = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
-    num_classes = confusion.shape[0]
-    side = min(4 + 0.3 * num_classes, 40)
-    fig, ax = plt.subplots(figsize=(side, side))
-    image = ax.imshow(rows.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
-    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    bar.set_label("fraction of the true class's videos")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    numbers = "; numbers: videos" if num_classes <= 20 else ""
-    ax.set_title(
-        f"confusion matrix, {int(counts.sum())} videos\n"
-        f"colour: share of the true class (row){numbers}",
-        fontsize=9,
-    )
-    if num_classes <= 60:
-        names = list(class_names) if class_names else [str(k) for k in range(num_classes)]
-        ax.set_xticks(range(num_classes), names[:num_classes], rotation=90)
-        ax.set_yticks(range(num_classes), names[:num_classes])
-        if num_classes <= 20:
-            for i in range(num_classes):
-                for j in range(num_classes):
-                    if confusion[i, j]:
-                        color = "white" if rows[i, j] > 0.5 else "black"
-                        text = str(int(confusion[i, j]))
-                        ax.text(j, i, text, ha="center", va="center", color=color, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def init_classifier_from(net: VideoMAEClassifier, path: str | Path) -> dict[str, list[str]]:
@@ -270,7 +125,7 @@ def init_classifier_from(net: VideoMAEClassifier, path: str | Path) -> dict[str,
 
 
 # ---------------------------------------------------------------------------- the module
-class FinetuneModule(L.LightningModule):
+class FinetuneModule(VideoMAEModule):
     """VideoMAE fine-tuning and multi-view evaluation for video classification.
 
     Args:
@@ -295,6 +150,14 @@ class FinetuneModule(L.LightningModule):
         top_k: the k of top-k accuracy and of the predictions file.
     """
 
+    checkpoint_kind = "classifier"
+    log_name = __name__
+    fit_report = (
+        "batch: %d videos per device, %d global; peak lr %.3g (base %.3g x %d / 256), "
+        "layer decay %s"
+    )
+    report_to_loggers = False
+
     def __init__(
         self,
         net: VideoMAEClassifier,
@@ -309,20 +172,15 @@ class FinetuneModule(L.LightningModule):
         output_dir: str | None = None,
         top_k: int = 5,
     ) -> None:
-        super().__init__()
+        super().__init__(net, batch_size, optim, compile)
         self.save_hyperparameters(ignore=["net"], logger=False)
         if not isinstance(net, VideoMAEClassifier) or net.num_classes < 1:
             raise ValueError("model.net must be a VideoMAEClassifier with num_classes >= 1")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.net = net
-        self.batch_size = int(batch_size)
-        self.optim_cfg = dict(optim)
         self.label_smoothing = float(label_smoothing)
-        self.compile_net = compile
         self.output_dir = output_dir
         self.top_k = int(top_k)
-        self._compiled = False
         self.init_report: dict[str, list[str]] | None = None
         if init_from:
             self.init_report = init_classifier_from(net, init_from)
@@ -373,11 +231,6 @@ class FinetuneModule(L.LightningModule):
 
     # ------------------------------------------------------------------ helpers
     @property
-    def global_batch_size(self) -> int:
-        """Videos per optimizer step over all devices: batch x world size x accumulation."""
-        return global_batch(self.batch_size, self._trainer)
-
-    @property
     def eval_net(self) -> nn.Module:
         """The weights that validation and test use: the EMA when it is on, else ``net``."""
         return self.ema.module if self.ema is not None else self.net
@@ -407,31 +260,19 @@ class FinetuneModule(L.LightningModule):
             for name, child in self.net.named_children():
                 child.train(name in ("head", "head_norm"))
 
-    def configure_model(self) -> None:
-        """Compile the network (in place, names unchanged) if asked, once, before a strategy
-        wraps it."""
-        if self.compile_net and not self._compiled:
-            self.net.compile()
-            self._compiled = True
+    def fit_report_args(self) -> tuple[Any, ...]:
+        """The base values of the fit-start line, then the layer decay."""
+        return (*super().fit_report_args(), self.optim_cfg.get("layer_decay", 1.0))
 
     def on_fit_start(self) -> None:
-        """Report the batch sizes and the scaled learning rate (and a new run's random
-        encoder: evaluating or resuming a checkpoint is not one)."""
+        """Warn of a new run's random encoder (evaluating or resuming a checkpoint is not one),
+        then report the batch sizes and the scaled learning rate."""
         if self.init_report is None and self.trainer.ckpt_path is None:
             log.warning(
                 "model.init_from is null: the encoder starts from random weights (set "
                 "model.init_from=PATH to fine-tune a pretraining checkpoint)"
             )
-        log.info(
-            "batch: %d videos per device, %d global; peak lr %.3g (base %.3g x %d / 256), "
-            "layer decay %s",
-            self.batch_size,
-            self.global_batch_size,
-            self._peak_lr(),
-            self.optim_cfg["base_lr"],
-            self.global_batch_size,
-            self.optim_cfg.get("layer_decay", 1.0),
-        )
+        super().on_fit_start()
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -522,9 +363,10 @@ class FinetuneModule(L.LightningModule):
         index: torch.Tensor,
         metrics: Mapping[str, Any],
     ) -> None:
-        """``predictions.csv``, ``per_class_accuracy.csv``, ``confusion_matrix.png``."""
+        """``predictions.csv``, ``per_class_accuracy.csv``, ``confusion_matrix.png`` in
+        ``output_dir`` (default the run folder), with the data module's class names and video
+        paths."""
         folder = Path(self.output_dir or self.trainer.default_root_dir)
-        folder.mkdir(parents=True, exist_ok=True)
         datamodule = getattr(self.trainer, "datamodule", None)
         class_names = getattr(datamodule, "class_names", None)
         records = getattr(getattr(datamodule, "test_set", None), "records", None)
@@ -532,11 +374,7 @@ class FinetuneModule(L.LightningModule):
             str(records[i].path) if records is not None and i < len(records) else str(i)
             for i in index.tolist()
         ]
-        write_predictions(
-            folder / "predictions.csv", probs, labels, videos, class_names, self.top_k
-        )
-        write_per_class(folder / "per_class_accuracy.csv", metrics, class_names)
-        plot_confusion(folder / "confusion_matrix.png", metrics["confusion"], class_names)
+        write_test_files(folder, probs, labels, videos, metrics, class_names, self.top_k)
         log.info(
             "test: %d videos, top-1 %.2f%%, top-%d %.2f%%, mean class %.2f%%; files in %s",
             len(index),
@@ -548,9 +386,6 @@ class FinetuneModule(L.LightningModule):
         )
 
     # ------------------------------------------------------------------ optimization
-    def _peak_lr(self) -> float:
-        return scaled_lr(float(self.optim_cfg["base_lr"]), self.global_batch_size)
-
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with layer-decay groups and the per-step warmup + cosine schedule."""
         cfg = self.optim_cfg
@@ -576,13 +411,12 @@ class FinetuneModule(L.LightningModule):
         )
 
     # ------------------------------------------------------------------ checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the network's constructor arguments (and the class names when the data module
-        has them) so that :func:`videomae.checkpoints.load` and ``videomae-predict`` rebuild
-        the classifier without Hydra."""
-        meta: dict[str, Any] = {"kind": "classifier", "config": dict(self.net.config)}
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """The network's kind and constructor arguments, and the class names when the data
+        module has them, for :func:`videomae.checkpoints.load` and ``videomae-predict``."""
+        meta: dict[str, Any] = {"kind": self.checkpoint_kind, "config": dict(self.net.config)}
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         class_names = getattr(datamodule, "class_names", None)
         if class_names:
             meta["class_names"] = list(class_names)
-        checkpoint["videomae"] = meta
+        return meta

@@ -12,18 +12,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import lightning as L
 import torch
 from torch import nn
 
 from videomae.models.masking import MaskPair
 from videomae.models.vit import no_weight_decay_names
+from videomae.modules.base import VideoMAEModule
 from videomae.modules.schedules import (
     adamw_with_schedule,
     clean_param_name,
-    global_batch,
     param_groups_weight_decay,
-    scaled_lr,
 )
 
 log = logging.getLogger(__name__)
@@ -33,7 +31,7 @@ MaskGenerator = Any
 ``num_decoded`` (:mod:`videomae.models.masking`: tube, random or dual)."""
 
 
-class PretrainModule(L.LightningModule):
+class PretrainModule(VideoMAEModule):
     """VideoMAE pretraining: masked reconstruction of normalized tubelet pixels.
 
     Args:
@@ -50,6 +48,9 @@ class PretrainModule(L.LightningModule):
             between epochs and runs.
     """
 
+    checkpoint_kind = "pretrain"
+    log_name = __name__
+
     def __init__(
         self,
         net: nn.Module,
@@ -59,25 +60,16 @@ class PretrainModule(L.LightningModule):
         compile: bool = False,
         val_mask_seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(net, batch_size, optim, compile)
         self.save_hyperparameters(ignore=["net", "masking"], logger=False)
-        self.net = net
         self.masking = masking
-        self.batch_size = int(batch_size)
-        self.optim_cfg = dict(optim)
-        self.compile_net = compile
         self.val_mask_seed = val_mask_seed
-        self._compiled = False
         # read off the unwrapped network, before FSDP/compile wrapping changes names and shapes
         names = net.no_weight_decay() if hasattr(net, "no_weight_decay") else None
         self._no_decay = {clean_param_name(n) for n in names or no_weight_decay_names(net)}
         self._reported_decoded_tokens = False
 
     # ------------------------------------------------------------------ helpers
-    @property
-    def global_batch_size(self) -> int:
-        """Clips per optimizer step over all devices: batch x world size x accumulation."""
-        return global_batch(self.batch_size, self._trainer)
 
     def draw_mask(self, batch_size: int, device: torch.device, seed: int) -> MaskPair:
         """The masks of ``batch_size`` clips, drawn on ``device`` from a generator seeded with
@@ -98,32 +90,7 @@ class PretrainModule(L.LightningModule):
         """``loss, pred`` of the network for normalized ``video`` (B, 3, T, H, W) and its masks."""
         return self.net(video, mask.encoder, mask.decoder)
 
-    def configure_model(self) -> None:
-        """Compile the network (in place, names unchanged) if asked: here, before a strategy such
-        as FSDP wraps it, and once per module."""
-        if self.compile_net and not self._compiled:
-            self.net.compile()
-            self._compiled = True
-
-    def on_fit_start(self) -> None:
-        """Report the batch sizes and the scaled learning rate: to the log and to every logger
-        (``batch_size/per_device``, ``batch_size/global``, ``lr/peak``, at step 0)."""
-        log.info(
-            "batch: %d per device, %d global; peak lr %.3g (base %.3g x %d / 256)",
-            self.batch_size,
-            self.global_batch_size,
-            self._peak_lr(),
-            self.optim_cfg["base_lr"],
-            self.global_batch_size,
-        )
-        if self.trainer.is_global_zero:
-            facts = {
-                "batch_size/per_device": float(self.batch_size),
-                "batch_size/global": float(self.global_batch_size),
-                "lr/peak": self._peak_lr(),
-            }
-            for logger in self.loggers:
-                logger.log_metrics(facts, step=self.global_step)
+    # configure_model, on_fit_start and on_save_checkpoint: see VideoMAEModule
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One masked-reconstruction step on a fresh random mask."""
@@ -166,9 +133,6 @@ class PretrainModule(L.LightningModule):
         )
 
     # ------------------------------------------------------------------ optimization
-    def _peak_lr(self) -> float:
-        return scaled_lr(float(self.optim_cfg["base_lr"]), self.global_batch_size)
-
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on norms, biases, mask token) with per-step warmup + cosine."""
         cfg = self.optim_cfg
@@ -182,10 +146,3 @@ class PretrainModule(L.LightningModule):
             trainer=self.trainer,
             default_betas=(0.9, 0.95),
         )
-
-    # ------------------------------------------------------------------ checkpoints
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the network's constructor arguments so the weights can be rebuilt without Hydra."""
-        config = getattr(self.net, "config", None)
-        if config is not None:
-            checkpoint["videomae"] = {"kind": "pretrain", "config": dict(config)}
