@@ -99,8 +99,9 @@ def test_groups_survive_fsdp_style_flattening_and_wrapper_prefixes() -> None:
 
 def _schedule(trainer: SimpleNamespace, **optim: float) -> torch.optim.lr_scheduler.LambdaLR:
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    config = {"base_lr": 1.0, "weight_decay": 0.0, **optim}
     return warmup_cosine_scheduler(
-        optimizer, optim, peak_lr=1.0, global_batch_size=256, trainer=trainer
+        optimizer, config, peak_lr=1.0, global_batch_size=256, trainer=trainer
     )
 
 
@@ -146,7 +147,7 @@ def test_adamw_is_fused_on_cuda_only() -> None:
         estimated_stepping_batches=10, max_steps=-1, max_epochs=1, num_training_batches=10,
         accumulate_grad_batches=1,
     )  # fmt: skip
-    optim = dict(warmup_steps=1)
+    optim = dict(base_lr=1.0, weight_decay=0.0, warmup_steps=1)
     groups = [{"params": [nn.Parameter(torch.zeros(3))]}]
     kwargs = dict(peak_lr=1.0, global_batch_size=256, trainer=trainer, default_betas=(0.9, 0.95))
     cpu = adamw_with_schedule(groups, optim, **kwargs)["optimizer"]

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import lightning as L
 from torch import nn
 
+from videomae.modules.config import OptimConfig
 from videomae.modules.schedules import global_batch, scaled_lr
 
 
@@ -26,7 +27,8 @@ class VideoMAEModule(L.LightningModule):
         net: the network; its ``config`` (constructor arguments) goes into the checkpoints.
         batch_size: samples per device and step; with the world size and gradient accumulation
             it gives the global batch that scales the lr.
-        optim: the optimizer settings (at least ``base_lr``), kept as ``optim_cfg``.
+        optim: ``model.optim`` (a mapping or an :class:`~videomae.modules.config.OptimConfig`),
+            checked and kept as ``optim_cfg``.
         compile: ``torch.compile`` the network in place at fit start.
 
     Subclasses set :attr:`checkpoint_kind`, :attr:`log_name` and :attr:`fit_report`.
@@ -51,13 +53,13 @@ class VideoMAEModule(L.LightningModule):
         self,
         net: nn.Module,
         batch_size: int,
-        optim: Mapping[str, Any],
+        optim: Mapping[str, Any] | OptimConfig,
         compile: bool = False,
     ) -> None:
         super().__init__()
         self.net = net
         self.batch_size = int(batch_size)
-        self.optim_cfg = dict(optim)
+        self.optim_cfg = OptimConfig.of(optim)
         self.compile_net = compile
         self._compiled = False
 
@@ -68,7 +70,7 @@ class VideoMAEModule(L.LightningModule):
 
     def _peak_lr(self) -> float:
         """``base_lr`` scaled by the global batch / 256."""
-        return scaled_lr(float(self.optim_cfg["base_lr"]), self.global_batch_size)
+        return scaled_lr(self.optim_cfg.base_lr, self.global_batch_size)
 
     def configure_model(self) -> None:
         """Compile the network (in place, names unchanged) if asked: here, before a strategy such
@@ -84,7 +86,7 @@ class VideoMAEModule(L.LightningModule):
             self.batch_size,
             self.global_batch_size,
             self._peak_lr(),
-            self.optim_cfg["base_lr"],
+            self.optim_cfg.base_lr,
             self.global_batch_size,
         )
 

@@ -262,7 +262,7 @@ class FinetuneModule(VideoMAEModule):
 
     def fit_report_args(self) -> tuple[Any, ...]:
         """The base values of the fit-start line, then the layer decay."""
-        return (*super().fit_report_args(), self.optim_cfg.get("layer_decay", 1.0))
+        return (*super().fit_report_args(), self.optim_cfg.layer_decay)
 
     def on_fit_start(self) -> None:
         """Warn of a new run's random encoder (evaluating or resuming a checkpoint is not one),
@@ -391,9 +391,9 @@ class FinetuneModule(VideoMAEModule):
         cfg = self.optim_cfg
         groups = param_groups_layer_decay(
             self.net,
-            weight_decay=float(cfg["weight_decay"]),
+            weight_decay=cfg.weight_decay,
             no_decay=self._no_decay,
-            layer_decay=float(cfg.get("layer_decay", 1.0)),
+            layer_decay=cfg.layer_decay,
             depth=len(self.net.blocks),
         )
         if not groups:

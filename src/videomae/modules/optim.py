@@ -41,9 +41,8 @@ def vit_layer_id(name: str, depth: int) -> int:
 
 
 def layer_scales(layer_decay: float, depth: int) -> list[float]:
-    """The lr multiplier of each layer ``0 .. depth + 1``: ``layer_decay ** (depth + 1 - l)``."""
-    if not 0.0 < layer_decay <= 1.0:
-        raise ValueError(f"model.optim.layer_decay must be in (0, 1], got {layer_decay}")
+    """The lr multiplier of each layer ``0 .. depth + 1``: ``layer_decay ** (depth + 1 - l)``
+    (``layer_decay`` in (0, 1], checked by :class:`~videomae.modules.config.OptimConfig`)."""
     return [layer_decay ** (depth + 1 - layer) for layer in range(depth + 2)]
 
 

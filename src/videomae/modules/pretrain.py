@@ -136,7 +136,7 @@ class PretrainModule(VideoMAEModule):
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on norms, biases, mask token) with per-step warmup + cosine."""
         cfg = self.optim_cfg
-        groups = param_groups_weight_decay(self.net, float(cfg["weight_decay"]), self._no_decay)
+        groups = param_groups_weight_decay(self.net, cfg.weight_decay, self._no_decay)
         peak = self._peak_lr()
         return adamw_with_schedule(
             groups,

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from videomae.modules.config import OptimConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -95,7 +97,7 @@ def steps_per_epoch(trainer: Any, total_steps: int) -> float:
 
 def warmup_cosine_scheduler(
     optimizer: torch.optim.Optimizer,
-    optim_cfg: Mapping[str, Any],
+    optim_cfg: OptimConfig | Mapping[str, Any],
     *,
     peak_lr: float,
     global_batch_size: int,
@@ -110,11 +112,12 @@ def warmup_cosine_scheduler(
     run bounded by ``trainer.max_steps`` is shortened to the run with a warning; longer than a
     run bounded by epochs, it is a ValueError naming the key.
     """
+    cfg = OptimConfig.of(optim_cfg)
     total_steps = max(1, int(trainer.estimated_stepping_batches))
-    warmup_steps = optim_cfg.get("warmup_steps")
+    warmup_steps = cfg.warmup_steps
     if warmup_steps is None:
         per_epoch = steps_per_epoch(trainer, total_steps)
-        warmup_steps = round(float(optim_cfg["warmup_epochs"]) * per_epoch)
+        warmup_steps = round(float(cfg.warmup_epochs) * per_epoch)
     if warmup_steps > total_steps:
         max_steps = getattr(trainer, "max_steps", -1)
         if max_steps is not None and max_steps > 0 and total_steps == max_steps:
@@ -123,14 +126,14 @@ def warmup_cosine_scheduler(
                 "the warmup (%d steps, model.optim.warmup_%s) is longer than this run "
                 "(trainer.max_steps %d): the warmup is shortened to %d steps",
                 warmup_steps,
-                "steps" if optim_cfg.get("warmup_steps") is not None else "epochs",
+                "steps" if cfg.warmup_steps is not None else "epochs",
                 max_steps,
                 total_steps,
             )
             warmup_steps = total_steps
         else:
             raise ValueError(
-                f"model.optim.warmup_epochs ({optim_cfg.get('warmup_epochs')}) / warmup_steps "
+                f"model.optim.warmup_epochs ({cfg.warmup_epochs}) / warmup_steps "
                 f"({warmup_steps} steps) must not be longer than the training run "
                 f"({total_steps} steps, trainer.max_epochs / trainer.max_steps)"
             )
@@ -139,8 +142,8 @@ def warmup_cosine_scheduler(
         peak_lr=peak_lr,
         warmup_steps=int(warmup_steps),
         total_steps=total_steps,
-        warmup_lr=scaled_lr(float(optim_cfg.get("warmup_lr", 0.0)), global_batch_size),
-        min_lr=scaled_lr(float(optim_cfg.get("min_lr", 0.0)), global_batch_size),
+        warmup_lr=scaled_lr(cfg.warmup_lr, global_batch_size),
+        min_lr=scaled_lr(cfg.min_lr, global_batch_size),
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule(step) / peak_lr)
 
@@ -155,7 +158,7 @@ def global_batch(batch_size: int, trainer: Any | None) -> int:
 
 def adamw_with_schedule(
     groups: list[dict[str, Any]],
-    optim_cfg: Mapping[str, Any],
+    optim_cfg: OptimConfig | Mapping[str, Any],
     *,
     peak_lr: float,
     global_batch_size: int,
@@ -165,17 +168,18 @@ def adamw_with_schedule(
     """AdamW over ``groups`` (each may carry its own ``lr``) with :func:`warmup_cosine_scheduler`
     stepped every optimizer step, in the form ``configure_optimizers`` returns. On CUDA the
     fused AdamW kernel runs (a few launches per step instead of several per parameter)."""
+    cfg = OptimConfig.of(optim_cfg)
     params = [p for group in groups for p in group["params"]]
     optimizer = torch.optim.AdamW(
         groups,
         lr=peak_lr,
-        betas=tuple(optim_cfg.get("betas", default_betas)),
-        eps=float(optim_cfg.get("eps", 1e-8)),
+        betas=cfg.adam_betas(default_betas),
+        eps=cfg.eps,
         fused=True if params and all(p.is_cuda for p in params) else None,
     )
     scheduler = warmup_cosine_scheduler(
         optimizer,
-        optim_cfg,
+        cfg,
         peak_lr=peak_lr,
         global_batch_size=global_batch_size,
         trainer=trainer,
