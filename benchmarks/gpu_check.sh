@@ -112,7 +112,8 @@ FIRST=$?
 STEP=$($PY - "$RUN/checkpoints/last.ckpt" <<'EOF'
 import sys
 from pathlib import Path
-from videomae.checkpoints import _torch_load, is_sharded_checkpoint
+from videomae.checkpoints import is_sharded_checkpoint
+from videomae.checkpoints.build import _torch_load
 path = Path(sys.argv[1])
 meta = _torch_load(path / "meta.pt" if is_sharded_checkpoint(path) else path)
 print(meta["global_step"], "sharded" if is_sharded_checkpoint(path) else "file")
@@ -124,7 +125,8 @@ note "   relaunch: exit $? (expected 0); $(grep -o 'resuming from [^ ]*' "$RUN/t
 END=$($PY - "$RUN/checkpoints/last.ckpt" <<'EOF'
 import sys
 from pathlib import Path
-from videomae.checkpoints import _torch_load, is_sharded_checkpoint
+from videomae.checkpoints import is_sharded_checkpoint
+from videomae.checkpoints.build import _torch_load
 from videomae.models import load
 path = Path(sys.argv[1])
 meta = _torch_load(path / "meta.pt" if is_sharded_checkpoint(path) else path)

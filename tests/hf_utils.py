@@ -1,13 +1,13 @@
 """Helpers of the HF transformers equivalence tests.
 
-The HF -> official name map lives in :mod:`videomae.checkpoints` (one copy); it is re-exported.
+The HF -> official name map lives in :mod:`videomae.checkpoints.hf` (one copy); it is re-exported.
 """
 
 from __future__ import annotations
 
 import torch
 
-from videomae.checkpoints import hf_to_official
+from videomae.checkpoints.hf import hf_to_official
 
 __all__ = ["hf_to_official", "randomize_"]
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from test_train import SMALL, assert_ok, run
-from videomae.checkpoint_files import RUN_KEY, read_record
+from videomae.checkpoints.files import RUN_KEY, read_record
 from videomae.errors import UserError, user_message
 from videomae.utils.preflight import EXIT_USER_ERROR, RunGuard
 from videomae.utils.runs import format_metrics, max_workers
@@ -206,7 +206,7 @@ def test_preflight_imports_neither_torch_nor_lightning(tmp_path: Path) -> None:
         "import os, sys\n"
         f"os.environ['PROJECT_ROOT'] = {str(ROOT)!r}\n"
         "from videomae.utils.preflight import compose, check\n"
-        "from videomae.checkpoint_files import read_record\n"
+        "from videomae.checkpoints.files import read_record\n"
         f"cfg = compose({str(ROOT / 'configs')!r}, 'train.yaml', ['hydra.run.dir={tmp_path}/r'])\n"
         "check(cfg)\n"
         f"assert read_record({str(ckpt)!r})['experiment'] == 'synthetic_finetune'\n"

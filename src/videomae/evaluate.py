@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 
-from videomae.checkpoint_files import is_checkpoint
+from videomae.checkpoints.files import is_checkpoint
 from videomae.errors import CheckpointError
 from videomae.train import build, has_test_loop, work_marker
 from videomae.utils.preflight import RunGuard, check_checkpoint_fits

@@ -27,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from videomae.callbacks.preemption import PreemptionCheckpoint
-from videomae.checkpoint_files import RUN_KEY, is_sharded_checkpoint, resolve_ckpt_path
+from videomae.checkpoints.files import RUN_KEY, is_sharded_checkpoint, resolve_ckpt_path
 from videomae.errors import CheckpointError
 from videomae.utils.config import validate_config
 from videomae.utils.instantiate import instantiate_callbacks, instantiate_loggers

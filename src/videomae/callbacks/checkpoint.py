@@ -26,7 +26,7 @@ from weakref import proxy
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from videomae.checkpoint_files import OLD, PARTIAL
+from videomae.checkpoints.files import OLD, PARTIAL
 
 log = logging.getLogger(__name__)
 

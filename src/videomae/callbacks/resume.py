@@ -26,7 +26,7 @@ Together with masks seeded by ``(seed, rank, epoch, batch_idx)`` (``PretrainModu
 augmentation seeded by ``(seed, epoch, index)`` the resumed run reaches the unbroken run's weights
 (``tests/test_resume.py``).
 
-:func:`resolve_ckpt_path` (from :mod:`videomae.checkpoint_files`) is the resume rule of
+:func:`resolve_ckpt_path` (from :mod:`videomae.checkpoints.files`) is the resume rule of
 ``videomae.train``.
 """
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import lightning as L
 
-from videomae.checkpoint_files import LAST_CKPT, find_last_checkpoint, resolve_ckpt_path
+from videomae.checkpoints.files import LAST_CKPT, find_last_checkpoint, resolve_ckpt_path
 from videomae.data.samplers import ResumableSampler
 
 log = logging.getLogger(__name__)

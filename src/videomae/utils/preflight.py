@@ -35,7 +35,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from videomae.checkpoint_files import (
+from videomae.checkpoints.files import (
     KIND_WORDS,
     MODULE_KINDS,
     read_record,
