@@ -19,9 +19,10 @@ from timm.optim import param_groups_layer_decay as timm_groups
 from torch.utils.data import DataLoader, Dataset
 
 from videomae import checkpoints
+from videomae.checkpoints.transfer import init_classifier_from
 from videomae.eval_outputs import average_views, classification_metrics, first_occurrences
 from videomae.models.registry import create_classifier, create_pretrain
-from videomae.modules.finetune import FinetuneModule, init_classifier_from, mix_video
+from videomae.modules.finetune import FinetuneModule, mix_video
 from videomae.modules.optim import param_groups_layer_decay, vit_layer_id
 from videomae.modules.schedules import clean_param_name
 

@@ -22,7 +22,7 @@
 Without stored constructor arguments (official checkpoints) the sizes are inferred from the
 weights: ``embed_dim`` and ``patch_size``/``tubelet_size`` from ``patch_embed.proj.weight``,
 ``depth`` from the number of blocks, ``mlp_ratio`` from ``fc1``, the decoder likewise,
-``num_heads`` from :data:`NUM_HEADS` (the registry's widths). The clip geometry (``num_frames``,
+``num_heads`` from :data:`NUM_HEADS` (the named sizes' widths). The clip geometry (``num_frames``,
 ``img_size``) is not in the weights: it defaults to 16 frames of 224 px. Keyword ``overrides``
 of :func:`load` win over stored and inferred values (``num_frames``, ``img_size``,
 ``num_classes``, ``num_heads``, ...).
@@ -53,6 +53,8 @@ Modules:
   :func:`save_portable`);
 - :mod:`~videomae.checkpoints.build`: the shared pieces (safe ``torch.load``, shape checks,
   config inference from weights, building a model, position-table resize);
+- :mod:`~videomae.checkpoints.transfer`: a classifier started from any checkpoint's encoder
+  (:func:`init_classifier_from`, ``model.init_from``);
 - :mod:`~videomae.checkpoints.files`: where a run's checkpoints are (the resume rule) and what one
   says it is, read without torch.
 
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
     )
     from videomae.checkpoints.lightning import read_sharded
     from videomae.checkpoints.portable import save_portable
+    from videomae.checkpoints.transfer import init_classifier_from
 
 _LAZY = {
     "DECODER_NUM_HEADS": "build",
@@ -104,6 +107,7 @@ _LAZY = {
     "save_hf": "hf",
     "read_sharded": "lightning",
     "save_portable": "portable",
+    "init_classifier_from": "transfer",
 }
 """Public name -> the submodule that defines it (imported, with torch, on first access)."""
 
@@ -116,6 +120,7 @@ __all__ = [
     "check_shapes",
     "hf_config",
     "hf_to_official",
+    "init_classifier_from",
     "is_sharded_checkpoint",
     "load",
     "model_kind",

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from videomae.models.classifier import VideoMAEClassifier
+from videomae.models.config import DECODER_NUM_HEADS, NUM_HEADS, ModelConfig
 from videomae.models.pretrain import VideoMAEPretrain
 from videomae.models.vit import sinusoid_table
 
@@ -29,12 +30,6 @@ log = logging.getLogger(__name__)
 
 KINDS = ("pretrain", "classifier")
 """The model kinds: :class:`VideoMAEPretrain` and :class:`VideoMAEClassifier`."""
-
-NUM_HEADS: dict[int, int] = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
-"""Encoder attention heads of the known widths (the registry's sizes)."""
-
-DECODER_NUM_HEADS: dict[int, int] = {96: 3, 192: 3, 384: 6, 512: 8, 640: 8}
-"""Decoder attention heads of the known decoder widths (the registry's sizes)."""
 
 
 Model = VideoMAEPretrain | VideoMAEClassifier
@@ -93,15 +88,9 @@ def _normalize_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _grid(config: Mapping[str, Any]) -> tuple[int, int, int]:
-    """The token grid ``(T', H', W')`` of constructor arguments."""
-    size = config.get("img_size", 224)
-    height, width = (size, size) if isinstance(size, int) else size
-    patch = config.get("patch_size", 16)
-    return (
-        config.get("num_frames", 16) // config.get("tubelet_size", 2),
-        height // patch,
-        width // patch,
-    )
+    """The token grid ``(T', H', W')`` of constructor arguments (defaults where unset)."""
+    geometry = ("img_size", "num_frames", "patch_size", "tubelet_size")
+    return ModelConfig.from_dict({k: config[k] for k in geometry if k in config}).grid_size
 
 
 def _source_grid(num_tokens: int, config: Mapping[str, Any]) -> tuple[int, int, int]:
