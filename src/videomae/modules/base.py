@@ -16,7 +16,7 @@ import lightning as L
 from torch import nn
 
 from videomae.modules.config import OptimConfig
-from videomae.modules.schedules import global_batch, scaled_lr
+from videomae.modules.schedules import adamw_with_schedule, global_batch, scaled_lr
 
 
 class VideoMAEModule(L.LightningModule):
@@ -31,7 +31,8 @@ class VideoMAEModule(L.LightningModule):
             checked and kept as ``optim_cfg``.
         compile: ``torch.compile`` the network in place at fit start.
 
-    Subclasses set :attr:`checkpoint_kind`, :attr:`log_name` and :attr:`fit_report`.
+    Subclasses set :attr:`checkpoint_kind`, :attr:`default_betas`, :attr:`log_name` and
+    :attr:`fit_report`, and give :meth:`param_groups`.
     """
 
     checkpoint_kind: ClassVar[str]
@@ -44,6 +45,9 @@ class VideoMAEModule(L.LightningModule):
         "batch: %d per device, %d global; peak lr %.3g (base %.3g x %d / 256)"
     )
     """The fit-start log line, formatted with :meth:`fit_report_args`."""
+
+    default_betas: ClassVar[tuple[float, float]]
+    """AdamW betas when ``model.optim.betas`` is unset (the official recipe of each stage)."""
 
     report_to_loggers: ClassVar[bool] = True
     """Also send ``batch_size/per_device``, ``batch_size/global`` and ``lr/peak`` to every
@@ -103,6 +107,21 @@ class VideoMAEModule(L.LightningModule):
             }
             for logger in self.loggers:
                 logger.log_metrics(facts, step=self.global_step)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups (each may carry its own ``lr``)."""
+        raise NotImplementedError
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW over :meth:`param_groups` with the per-step warmup + cosine schedule."""
+        return adamw_with_schedule(
+            self.param_groups(),
+            self.optim_cfg,
+            peak_lr=self._peak_lr(),
+            global_batch_size=self.global_batch_size,
+            trainer=self.trainer,
+            default_betas=self.default_betas,
+        )
 
     def checkpoint_meta(self) -> dict[str, Any] | None:
         """``{"kind": checkpoint_kind, "config": net.config}``, or None for a network without

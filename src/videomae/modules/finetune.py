@@ -42,7 +42,7 @@ from videomae.eval_outputs import (
 from videomae.models.classifier import VideoMAEClassifier
 from videomae.modules.base import VideoMAEModule
 from videomae.modules.optim import param_groups_layer_decay
-from videomae.modules.schedules import adamw_with_schedule, clean_param_name
+from videomae.modules.schedules import clean_param_name
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class FinetuneModule(VideoMAEModule):
     """
 
     checkpoint_kind = "classifier"
+    default_betas = (0.9, 0.999)
     log_name = __name__
     fit_report = (
         "batch: %d videos per device, %d global; peak lr %.3g (base %.3g x %d / 256), "
@@ -335,8 +336,8 @@ class FinetuneModule(VideoMAEModule):
         )
 
     # ------------------------------------------------------------------ optimization
-    def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW with layer-decay groups and the per-step warmup + cosine schedule."""
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Layer-decay groups, each at ``peak lr x lr_scale``."""
         cfg = self.optim_cfg
         groups = param_groups_layer_decay(
             self.net,
@@ -350,14 +351,7 @@ class FinetuneModule(VideoMAEModule):
         peak = self._peak_lr()
         for group in groups:
             group["lr"] = peak * group["lr_scale"]
-        return adamw_with_schedule(
-            groups,
-            cfg,
-            peak_lr=peak,
-            global_batch_size=self.global_batch_size,
-            trainer=self.trainer,
-            default_betas=(0.9, 0.999),
-        )
+        return groups
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_meta(self) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from videomae.models.masking import MaskPair
 from videomae.models.vit import no_weight_decay_names
 from videomae.modules.base import VideoMAEModule
 from videomae.modules.schedules import (
-    adamw_with_schedule,
     clean_param_name,
     param_groups_weight_decay,
 )
@@ -49,6 +48,7 @@ class PretrainModule(VideoMAEModule):
     """
 
     checkpoint_kind = "pretrain"
+    default_betas = (0.9, 0.95)
     log_name = __name__
 
     def __init__(
@@ -133,16 +133,6 @@ class PretrainModule(VideoMAEModule):
         )
 
     # ------------------------------------------------------------------ optimization
-    def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW (no decay on norms, biases, mask token) with per-step warmup + cosine."""
-        cfg = self.optim_cfg
-        groups = param_groups_weight_decay(self.net, cfg.weight_decay, self._no_decay)
-        peak = self._peak_lr()
-        return adamw_with_schedule(
-            groups,
-            cfg,
-            peak_lr=peak,
-            global_batch_size=self.global_batch_size,
-            trainer=self.trainer,
-            default_betas=(0.9, 0.95),
-        )
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Weight decay on all but norms, biases and the mask token, one lr."""
+        return param_groups_weight_decay(self.net, self.optim_cfg.weight_decay, self._no_decay)
