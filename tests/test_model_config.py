@@ -123,3 +123,21 @@ def test_optim_config() -> None:
 
 def test_model_config_base_is_shared() -> None:
     assert issubclass(PretrainConfig, ModelConfig) and issubclass(ClassifierConfig, ModelConfig)
+
+
+def test_network_arguments_are_the_config_fields() -> None:
+    """The constructors (what Hydra's model.net and the schema check read) take exactly the
+    fields of their config, so the two cannot drift apart."""
+    import inspect
+
+    for network, config in (
+        (VideoMAEPretrain, PretrainConfig),
+        (VideoMAEClassifier, ClassifierConfig),
+    ):
+        params = set(inspect.signature(network).parameters)
+        fields = {f.name for f in dataclasses.fields(config)}
+        assert params == fields, (network.__name__, params ^ fields)
+        for f in dataclasses.fields(config):
+            default = inspect.signature(network).parameters[f.name].default
+            if f.default is not dataclasses.MISSING:
+                assert default == f.default, (network.__name__, f.name)
