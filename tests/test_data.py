@@ -444,19 +444,42 @@ def test_frame_cache_gives_the_same_items_and_decodes_each_video_once(
     )  # uint8: one byte per value
 
 
-def test_frame_cache_keeps_the_most_recently_used_within_its_budget() -> None:
+def test_frame_cache_keeps_what_fits_and_then_decodes_clip_by_clip(
+    video_folder: Path, monkeypatch
+) -> None:
+    import videomae.data.datasets as datasets
     from videomae.data.datasets import FrameCache
 
     cache = FrameCache(max_bytes=300)
     video = {k: torch.zeros(100, dtype=torch.uint8) for k in "abcd"}
+    assert cache.put(("big", 0, None), torch.zeros(301, dtype=torch.uint8)) is False
+    assert not cache.full and not cache.wants(("big", 0, None))  # too large: never again
     for k in "abc":
-        cache.put((k, 0, None), video[k])
-    assert cache.get(("a", 0, None)) is video["a"]  # a is now the most recent
-    cache.put(("d", 0, None), video["d"])  # b, the least recently used, goes
-    assert cache.get(("b", 0, None)) is None
-    assert {key[0] for key in cache._videos} == {"a", "c", "d"} and cache.bytes == 300
-    cache.put(("big", 0, None), torch.zeros(301, dtype=torch.uint8))  # over the budget: not kept
-    assert cache.get(("big", 0, None)) is None and len(cache) == 3
+        assert cache.put((k, 0, None), video[k])
+    assert cache.put(("d", 0, None), video["d"]) is False and cache.full
+    assert cache.get(("a", 0, None)) is video["a"] and cache.bytes == 300
+    assert not cache.wants(("e", 0, None))
+
+    # a dataset whose cache holds one video: the others are decoded clip by clip (8 frames)
+    records = _records(video_folder)
+    decoded: list[int] = []
+    real = datasets.read_frames
+
+    def counting(path, sampler, *args, **kw):
+        frames = real(path, sampler, *args, **kw)
+        decoded.append(frames.shape[0])
+        return frames
+
+    monkeypatch.setattr(datasets, "read_frames", counting)
+    one_video = CLIP_FRAMES * CLIP_HEIGHT * CLIP_WIDTH * 3 / 2**20  # MiB of one decoded file
+    kwargs = dict(num_frames=8, sampling_rate=2, transform=_identity, train=False)
+    ds = VideoClipDataset(records, frame_cache_mb=one_video * 1.5, **kwargs)
+    plain = VideoClipDataset(records, **kwargs)
+    for _ in range(2):
+        for i in range(len(records)):
+            assert torch.equal(ds[i]["video"], plain[i]["video"])
+    assert len(ds.cache) == 1 and ds.cache.full
+    assert decoded.count(CLIP_FRAMES) == 2  # whole: the kept one, and the one that filled it
 
 
 def test_frame_cache_still_skips_broken_videos(video_folder: Path, tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from videomae.models.masking import (
     RandomMasking,
     RunningCellMasking,
     TubeMasking,
+    split_mask,
+    split_masks,
 )
 from videomae.models.pretrain import VideoMAEPretrain
 from videomae.modules.pretrain import PretrainModule
@@ -387,3 +389,41 @@ def test_training_step_with_dual_masking(
     assert torch.isfinite(trainer.callback_metrics["val/loss"])
     after = module.net.state_dict()
     assert not torch.equal(before["mask_token"], after["mask_token"])
+
+
+def test_training_step_with_dual_masking_on_an_odd_grid(one_thread: None) -> None:
+    """On grid (2, 7, 7) the running cell's count depends on the offset (one offset per batch):
+    the step, its report and the throughput counts must not need a fixed count."""
+    from videomae.callbacks.throughput import ThroughputMonitor
+
+    torch.manual_seed(0)
+    net = VideoMAEPretrain(**{**TINY, "img_size": 56, "num_frames": 4})
+    assert net.grid_size == (2, 7, 7)
+    module = PretrainModule(
+        net=net,
+        masking=DualMasking(TubeMasking(0.75), RunningCellMasking(0.5)),
+        batch_size=2,
+        optim={"base_lr": 1e-3, "warmup_steps": 0, "weight_decay": 0.05},
+    )
+    videos = torch.randn(4, 3, 4, 56, 56, generator=_seeded(1))
+    loader = DataLoader([{"video": v} for v in videos], batch_size=2)
+    trainer = L.Trainer(
+        fast_dev_run=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ThroughputMonitor()],
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    assert torch.isfinite(trainer.callback_metrics["train/loss_step"])
+
+
+def test_split_masks_reads_both_masks_like_split_mask() -> None:
+    grid = (4, 4, 4)
+    pair = DualMasking(TubeMasking(0.75), RunningCellMasking(0.5))(3, grid, generator=_seeded(4))
+    together = split_masks(pair.encoder, pair.decoder, num_tokens=64)
+    for (a, b), mask in zip(together, pair, strict=True):
+        c, d = split_mask(mask, 64)
+        assert torch.equal(a, c) and torch.equal(b, d)

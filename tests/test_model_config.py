@@ -141,3 +141,25 @@ def test_network_arguments_are_the_config_fields() -> None:
             default = inspect.signature(network).parameters[f.name].default
             if f.default is not dataclasses.MISSING:
                 assert default == f.default, (network.__name__, f.name)
+
+
+def test_modules_keep_the_optimizer_config_typed_and_hparams_plain() -> None:
+    from videomae.models.masking import TubeMasking
+    from videomae.modules.pretrain import PretrainModule
+
+    net = VideoMAEPretrain(**SMALL, num_heads=2, decoder_embed_dim=16, decoder_num_heads=2)
+    optim = OptimConfig(base_lr=1e-3, weight_decay=0.05, warmup_steps=0)
+    module = PretrainModule(net, TubeMasking(0.75), batch_size=2, optim=optim)
+    assert module.optim_cfg is optim
+    assert module.hparams["optim"] == dataclasses.asdict(optim)  # plain data in checkpoints
+    with pytest.raises(ValueError, match=r"model\.optim\.layer_decay=0\.75: pretraining has no"):
+        PretrainModule(
+            net, TubeMasking(0.75), 2, {"base_lr": 1e-3, "weight_decay": 0.0, "layer_decay": 0.75}
+        )
+
+
+def test_img_size_of_any_sequence_becomes_a_tuple_of_ints() -> None:
+    import numpy as np
+
+    assert PretrainConfig(img_size=np.array([32, 48])).img_size == (32, 48)
+    assert isinstance(hash(PretrainConfig(img_size=[32, 48])), int)

@@ -134,7 +134,7 @@ def pretrain_train_flops(net: Any, num_masked: int, num_decoded: int | None = No
     (:class:`videomae.models.pretrain.VideoMAEPretrain`).
 
     Args:
-        net: the network (its ``config`` dict and ``num_patches`` are read).
+        net: the network (its ``config`` and ``num_patches`` are read).
         num_masked: tokens hidden from the encoder ``M``; the encoder runs on ``N - M``.
         num_decoded: tokens that get a mask token in the decoder (``M`` for VideoMAE V1, the
             decoder's kept count with dual masking); default ``num_masked``.
@@ -149,7 +149,10 @@ def _mask_counts(pl_module: L.LightningModule) -> tuple[int, int] | None:
     if masking is None or net is None or not hasattr(masking, "num_decoded"):
         return None
     grid = net.grid_size
-    return int(masking.num_masked(grid)), int(masking.num_decoded(grid))
+    try:
+        return int(masking.num_masked(grid)), int(masking.num_decoded(grid))
+    except ValueError:  # a count that varies from batch to batch (dual masking on odd grids)
+        return None
 
 
 class ThroughputMonitor(L.Callback):

@@ -21,7 +21,6 @@ DataLoader worker processes.
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,38 +58,45 @@ class ClipTooShortError(VideoDecodeError):
 
 
 class FrameCache:
-    """Decoded videos kept in memory, least recently used dropped first, up to ``max_bytes``.
+    """Decoded videos kept in memory, up to ``max_bytes``.
 
     For small data sets read many times (the generated sets, a few labeled videos per class):
-    each video is decoded whole once and its clips are cut from memory afterwards. A video larger
-    than the budget is not kept. Each DataLoader worker holds its own cache.
+    each video is decoded whole once and its clips are cut from memory afterwards. The first
+    videos that fit are kept; once the budget is full (or for a video larger than it, or one
+    that does not decode whole) the others are decoded clip by clip, as without the cache, so a
+    set larger than the budget costs no more than no cache. Each DataLoader worker holds its own.
     """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = int(max_bytes)
         self.bytes = 0
-        self._videos: OrderedDict[tuple[str, int, int | None], torch.Tensor] = OrderedDict()
+        self.full = False
+        self.passed: set[tuple[str, int, int | None]] = set()
+        self._videos: dict[tuple[str, int, int | None], torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self._videos)
 
     def get(self, key: tuple[str, int, int | None]) -> torch.Tensor | None:
-        """The frames stored under ``key`` (now the most recently used), or None."""
-        frames = self._videos.get(key)
-        if frames is not None:
-            self._videos.move_to_end(key)
-        return frames
+        """The frames stored under ``key``, or None."""
+        return self._videos.get(key)
 
-    def put(self, key: tuple[str, int, int | None], frames: torch.Tensor) -> None:
-        """Keep ``frames`` under ``key``, dropping the least recently used videos to fit."""
+    def wants(self, key: tuple[str, int, int | None]) -> bool:
+        """Whether a video not in the cache is worth decoding whole to keep it."""
+        return not self.full and key not in self.passed
+
+    def put(self, key: tuple[str, int, int | None], frames: torch.Tensor) -> bool:
+        """Keep ``frames`` under ``key`` if they fit in what is left; whether they were kept."""
         size = frames.numel() * frames.element_size()
-        if size > self.max_bytes or key in self._videos:
-            return
-        while self.bytes + size > self.max_bytes:
-            _, old = self._videos.popitem(last=False)
-            self.bytes -= old.numel() * old.element_size()
+        if size > self.max_bytes:
+            self.passed.add(key)
+            return False
+        if self.bytes + size > self.max_bytes:
+            self.full = True
+            return False
         self._videos[key] = frames
         self.bytes += size
+        return True
 
 
 class VideoClipDataset(Dataset):
@@ -278,8 +284,10 @@ class VideoClipDataset(Dataset):
     def _decode(self, record: VideoRecord, sampler: Callable[[int], np.ndarray]) -> torch.Tensor:
         """The frames ``sampler`` picks from ``record``'s video: decoded, or cut from the cache.
 
-        Through the cache the whole range is decoded on first use; a video that fails whole
-        (e.g. a header that counts more frames than decode) is read by the sampler's frames only.
+        Through the cache a video's whole range is decoded on first use (the same frames as a
+        clip's own decode where the decoder reads both alike, as decord and PyAV do on the
+        project's sets; a file only PyAV reads whole is kept as PyAV decodes it); a video that
+        fails whole is read clip by clip from then on.
         """
 
         def decode(pick: Callable[[int], np.ndarray]) -> torch.Tensor:
@@ -298,9 +306,12 @@ class VideoClipDataset(Dataset):
         key = (str(record.path), record.start, record.total)
         video = self.cache.get(key)
         if video is None:
+            if not self.cache.wants(key):
+                return decode(sampler)
             try:
                 video = decode(np.arange)
             except VideoDecodeError:
+                self.cache.passed.add(key)
                 return decode(sampler)
             self.cache.put(key, video)
         return video[torch.from_numpy(np.asarray(sampler(len(video)), dtype=np.int64))]

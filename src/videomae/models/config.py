@@ -80,8 +80,8 @@ class ModelConfig(Mapping):
     attention: str = "auto"
 
     def __post_init__(self) -> None:
-        if isinstance(self.img_size, list):
-            object.__setattr__(self, "img_size", tuple(self.img_size))
+        if not isinstance(self.img_size, int):  # a list from JSON or YAML, a torch.Size, ...
+            object.__setattr__(self, "img_size", tuple(int(v) for v in self.img_size))
         if self.attention not in ATTENTION_NAMES:
             raise ValueError(
                 f"attention must be one of {', '.join(ATTENTION_NAMES)}; got {self.attention!r}"

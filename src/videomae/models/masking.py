@@ -343,6 +343,52 @@ class DualMasking:
     pair = __call__
 
 
+def _check_mask(mask: torch.Tensor, num_tokens: int | None, name: str) -> None:
+    """ValueError naming ``name`` unless ``mask`` is a 2-D bool mask of ``num_tokens`` tokens."""
+    if mask.dtype != torch.bool or mask.ndim != 2:
+        raise ValueError(
+            f"{name} must be a bool tensor (B, N), got {mask.dtype} {tuple(mask.shape)}"
+        )
+    if num_tokens is not None and mask.shape[1] != num_tokens:
+        raise ValueError(
+            f"{name} has {mask.shape[1]} tokens per clip but the model has {num_tokens}"
+        )
+
+
+def split_masks(
+    *masks: torch.Tensor, num_tokens: int | None = None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`split_mask` of several masks of one batch, reading their counts in one device sync.
+
+    Returns ``(visible_ids, masked_ids)`` per mask (for a decoder mask: the kept and the dropped
+    tokens' indices). Errors name ``mask`` for the first and ``decoder_mask`` for the second.
+    """
+    names = ["mask", "decoder_mask", *(f"mask {i}" for i in range(2, len(masks)))]
+    for mask, name in zip(masks, names, strict=False):
+        _check_mask(mask, num_tokens, name)
+        if mask.shape != masks[0].shape:
+            raise ValueError(
+                f"{name} must have the shape of mask {tuple(masks[0].shape)}, "
+                f"got {tuple(mask.shape)}"
+            )
+    # one (min, max) pair of masked counts per mask, read in a single synchronization
+    bounds = torch.stack([torch.stack(m.sum(dim=1).aminmax()) for m in masks]).tolist()
+    out = []
+    for mask, name, (low, high) in zip(masks, names, bounds, strict=False):
+        if low != high:
+            prefix = "" if name == "mask" else f"{name}: "
+            raise ValueError(
+                f"{prefix}every clip must mask the same number of tokens; got between {low} and "
+                f"{high} masked tokens per row in a batch of {mask.shape[0]}"
+            )
+        # A stable sort of 0 (visible) / 1 (masked) keys lists visible tokens first, masked
+        # after, each group in ascending token order.
+        order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)
+        n = mask.shape[1]
+        out.append((order[:, : n - int(low)], order[:, n - int(low) :]))
+    return out
+
+
 def split_mask(
     mask: torch.Tensor, num_tokens: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,19 +407,4 @@ def split_mask(
         ValueError: on a mask that is not 2-D bool, has the wrong length, or whose rows mask
             different numbers of tokens. Reading the counts synchronizes with the device once.
     """
-    if mask.dtype != torch.bool or mask.ndim != 2:
-        raise ValueError(f"mask must be a bool tensor (B, N), got {mask.dtype} {tuple(mask.shape)}")
-    batch_size, n = mask.shape
-    if num_tokens is not None and n != num_tokens:
-        raise ValueError(f"mask has {n} tokens per clip but the model has {num_tokens}")
-    counts = mask.sum(dim=1)
-    low, high = (int(c) for c in torch.stack(counts.aminmax()).tolist())
-    if low != high:
-        raise ValueError(
-            f"every clip must mask the same number of tokens; got between {low} and {high} "
-            f"masked tokens per row in a batch of {batch_size}"
-        )
-    # A stable sort of 0 (visible) / 1 (masked) keys lists visible tokens first, masked after,
-    # each group in ascending token order.
-    order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)
-    return order[:, : n - low], order[:, n - low :]
+    return split_masks(mask, num_tokens=num_tokens)[0]

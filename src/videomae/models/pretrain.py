@@ -31,7 +31,7 @@ from torch import nn
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 from videomae.models.config import PretrainConfig
-from videomae.models.masking import split_mask
+from videomae.models.masking import split_mask, split_masks
 from videomae.models.vit import (
     Block,
     ClipGeometry,
@@ -347,24 +347,15 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
                 reconstructed), False = kept; the same number kept per clip (ValueError
                 otherwise).
         """
-        visible_ids, decoded_ids = split_mask(mask, self.num_patches)
-        if decoder_mask is not None:
-            decoded_ids = self._kept_ids(decoder_mask, mask)
+        if decoder_mask is None:
+            visible_ids, decoded_ids = split_mask(mask, self.num_patches)
+        else:  # the kept tokens are the decoder mask's "visible" ones
+            (visible_ids, _), (decoded_ids, _) = split_masks(
+                mask, decoder_mask, num_tokens=self.num_patches
+            )
         latent = self.forward_encoder(video, visible_ids=visible_ids)
         pred = self.forward_decoder(latent, visible_ids, decoded_ids)
         return self.forward_loss(video, pred, decoded_ids, mask), pred
-
-    def _kept_ids(self, decoder_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Ascending indices ``(B, K)`` of the tokens ``decoder_mask`` keeps (False)."""
-        if decoder_mask.shape != mask.shape:
-            raise ValueError(
-                f"decoder_mask must have the shape of mask {tuple(mask.shape)}, "
-                f"got {tuple(decoder_mask.shape)}"
-            )
-        try:
-            return split_mask(decoder_mask, self.num_patches)[0]
-        except ValueError as error:
-            raise ValueError(f"decoder_mask: {error}") from error
 
     # ------------------------------------------------------------------ target
     def pixel_target(self, video: torch.Tensor) -> torch.Tensor:

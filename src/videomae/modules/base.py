@@ -8,6 +8,7 @@ arguments in every checkpoint (``checkpoint["videomae"]``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -75,6 +76,13 @@ class VideoMAEModule(L.LightningModule):
     def _peak_lr(self) -> float:
         """``base_lr`` scaled by the global batch / 256."""
         return scaled_lr(self.optim_cfg.base_lr, self.global_batch_size)
+
+    def _plain_optim_hparam(self) -> None:
+        """Keep ``hparams["optim"]`` a plain dict (checkpoints load with ``weights_only``) when
+        an :class:`~videomae.modules.config.OptimConfig` was passed; call after
+        ``save_hyperparameters``."""
+        if isinstance(self.hparams.get("optim"), OptimConfig):
+            self.hparams["optim"] = dataclasses.asdict(self.optim_cfg)
 
     def configure_model(self) -> None:
         """Compile the network (in place, names unchanged) if asked: here, before a strategy such

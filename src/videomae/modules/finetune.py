@@ -124,6 +124,7 @@ class FinetuneModule(VideoMAEModule):
     ) -> None:
         super().__init__(net, batch_size, optim, compile)
         self.save_hyperparameters(ignore=["net"], logger=False)
+        self._plain_optim_hparam()
         if not isinstance(net, VideoMAEClassifier) or net.num_classes < 1:
             raise ValueError("model.net must be a VideoMAEClassifier with num_classes >= 1")
         if not 0.0 <= label_smoothing < 1.0:

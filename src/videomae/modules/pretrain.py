@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from videomae.errors import ConfigError
 from videomae.models.masking import MaskPair
 from videomae.models.vit import no_weight_decay_names
 from videomae.modules.base import VideoMAEModule
@@ -34,7 +35,8 @@ class PretrainModule(VideoMAEModule):
     """VideoMAE pretraining: masked reconstruction of normalized tubelet pixels.
 
     Args:
-        net: the pretraining network; ``loss, pred = net(video, mask)`` and ``net.grid_size``.
+        net: the pretraining network; ``loss, pred = net(video, mask, decoder_mask)`` and
+            ``net.grid_size``.
         masking: the mask generator (``videomae.models.masking.TubeMasking``, ``RandomMasking``
             or ``DualMasking``); its :class:`~videomae.models.masking.MaskPair` goes to the
             network as ``net(video, pair.encoder, pair.decoder)``.
@@ -62,6 +64,12 @@ class PretrainModule(VideoMAEModule):
     ) -> None:
         super().__init__(net, batch_size, optim, compile)
         self.save_hyperparameters(ignore=["net", "masking"], logger=False)
+        self._plain_optim_hparam()
+        if self.optim_cfg.layer_decay != 1.0:
+            raise ConfigError(
+                f"model.optim.layer_decay={self.optim_cfg.layer_decay}: pretraining has no layer "
+                "decay (a fine-tuning setting); remove the key"
+            )
         self.masking = masking
         self.val_mask_seed = val_mask_seed
         # read off the unwrapped network, before FSDP/compile wrapping changes names and shapes
@@ -87,7 +95,8 @@ class PretrainModule(VideoMAEModule):
 
     # ------------------------------------------------------------------ steps
     def forward(self, video: torch.Tensor, mask: MaskPair) -> tuple[torch.Tensor, torch.Tensor]:
-        """``loss, pred`` of the network for normalized ``video`` (B, 3, T, H, W) and its masks."""
+        """``loss, pred`` of the network for normalized ``video`` (B, 3, T, H, W) and its masks
+        (a :class:`~videomae.models.masking.MaskPair`, as :meth:`draw_mask` gives)."""
         return self.net(video, mask.encoder, mask.decoder)
 
     # configure_model, on_fit_start and on_save_checkpoint: see VideoMAEModule
@@ -121,8 +130,7 @@ class PretrainModule(VideoMAEModule):
     def _report_dual_masking(self, mask: MaskPair) -> None:
         """Log, with dual masking, how many tokens the decoder reconstructs and how many of
         them the loss covers."""
-        grid = self.net.grid_size
-        if self.masking.num_decoded(grid) == self.masking.num_masked(grid):
+        if bool((mask.decoder == ~mask.encoder).all()):
             return  # VideoMAE V1: the decoder reconstructs the masked tokens
         log.info(
             "dual masking: the decoder reconstructs %d of %d tokens per clip, "

@@ -247,7 +247,7 @@ def network_differences(record: dict[str, Any], cfg: DictConfig) -> list[str]:
     here = OmegaConf.to_container(net, resolve=True)
     stored = dict(record.get("config") or {})
     if record["kind"] == "classifier":
-        stored.setdefault("use_fc_norm", True)  # stored only when false
+        stored.setdefault("use_fc_norm", True)  # older checkpoints stored it only when false
     return [
         f"{key}: {stored[key]} in the checkpoint, {here[key]} here"
         for key in SHAPE_KEYS
