@@ -142,17 +142,8 @@ class TubeMasking(_EncoderMasking):
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Draw masks for ``batch_size`` clips.
-
-        Args:
-            batch_size: number of clips ``B``.
-            grid: the token grid ``(T', H', W')`` of the model (``model.grid_size``).
-            device: where the mask is made (the batch's device).
-            generator: optional seeded generator for reproducible masks.
-
-        Returns:
-            bool ``(B, T' * H' * W')``, True = masked, tokens in ``(t h w)`` order.
-        """
+        """Masks of ``batch_size`` clips on ``grid`` (``model.grid_size``), drawn on ``device``
+        (with ``generator`` where given): bool ``(B, T' * H' * W')``, True = masked."""
         t, h, w = _check_grid(grid)
         per_slice = self.num_masked(grid) // t
         spatial = _lowest_k(_noise(batch_size, h * w, device, generator), per_slice)  # (B, H'W')
@@ -275,18 +266,9 @@ class RunningCellMasking:
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Draw decoder masks for ``batch_size`` clips.
-
-        Args:
-            batch_size: number of clips ``B``.
-            grid: the token grid ``(T', H', W')`` of the model (``model.grid_size``).
-            device: where the mask is made (the batch's device).
-            generator: optional seeded generator for reproducible offsets.
-
-        Returns:
-            bool ``(B, T' * H' * W')``, True = dropped by the decoder (not reconstructed),
-            False = kept; the same number of kept tokens in every row.
-        """
+        """Decoder masks of ``batch_size`` clips on ``grid``, drawn on ``device`` (offsets from
+        ``generator`` where given): bool ``(B, T' * H' * W')``, True = dropped by the decoder
+        (not reconstructed), False = kept; the same number kept in every row."""
         table = self.patterns(grid, device=device)
         counts = table.sum(dim=1)
         shared = bool((counts != counts[0]).any())
