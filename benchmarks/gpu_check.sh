@@ -5,9 +5,9 @@
 #   bash benchmarks/gpu_check.sh --dry-run  # the same steps on this machine's CPU, tiny sizes
 #   bash benchmarks/gpu_check.sh 0 2        # only steps 0 and 2 (to split the work over calls)
 #
-# On the lent GPU machine (which lacks Hydra, OmegaConf, decord, PyAV, python-dotenv): run
-# `../shared/tools/device-wheels.sh` here first, carry `.whl`, and the script installs them into
-# /tmp/site and imports the project from src/. Results (BENCHMARKS.md, logs, summary.txt) go to
+# On the lent GPU machine (which lacks Hydra, OmegaConf, decord, PyAV, python-dotenv, pytest):
+# run `../shared/tools/device-wheels.sh pytest pluggy iniconfig` here first, carry `.whl`, and
+# the script installs them into /tmp/site and imports the project from src/. Results (BENCHMARKS.md, logs, summary.txt) go to
 # $OUT when it is set, else to logs/gpu_check/.
 #
 # Steps:
@@ -20,7 +20,8 @@
 #      command again resumes from it and finishes; videomae.models.load reads the sharded file.
 #   3. train.py end to end, ViT-B pretraining (16x224, tube 0.9, bf16, batch 32 clips): on
 #      Kinetics-like files (340x256 H.264, key frame every 250) through a videomae-transcode copy
-#      with num_sample 4 and 15 workers, the same loader alone (benchmarks/loader_workers.py),
+#      with num_sample 4 and 15 workers, the same loader alone (benchmarks/loader_workers.py,
+#      decoding on the CPU and with data.backend=nvdec; and the NVDEC tests),
 #      and train.py on in-memory clips (data=random: the loop without the data path); clips/s
 #      and data-wait fraction after the first third of 300 steps.
 set -uo pipefail
@@ -182,8 +183,18 @@ $PY train.py "${COMMON[@]}" data=custom "data.root=$WORK/fast" data.train_list=l
   "hydra.run.dir=$WORK/e2e" > "$OUTDIR/e2e_files.log" 2>&1
 note "3. train.py on the transcoded Kinetics-like copy, num_sample 4: exit $?; $(summarize "$WORK/e2e")"
 if (( DRY )); then LW=(--workers 1 --batches 4); else LW=(--workers 15 --batches 40); fi
-$PY benchmarks/loader_workers.py "${LW[@]}" --num-sample 4 --fast > "$OUTDIR/loader.log" 2>&1
-note "   the loader alone: $(grep '^| transcoded' "$OUTDIR/loader.log" | tr -s ' ')"
+$PY benchmarks/loader_workers.py "${LW[@]}" --num-sample 4 --fast --backends auto nvdec \
+  > "$OUTDIR/loader.log" 2>&1
+note "   the loader alone (CPU decoding, then NVDEC):"
+grep '^| \(transcoded\|original\)' "$OUTDIR/loader.log" | tr -s ' ' | sed 's/^/   /' \
+  | tee -a "$SUMMARY"
+if $PY -c "import pytest" 2>/dev/null; then
+  $PY -m pytest -q -p no:cacheprovider tests/test_decoding.py -k nvdec \
+    > "$OUTDIR/nvdec_tests.log" 2>&1
+  note "   NVDEC tests: $(tail -1 "$OUTDIR/nvdec_tests.log")"
+else
+  note "   NVDEC tests not run: no pytest (add 'pytest pluggy iniconfig' to device-wheels.sh)"
+fi
 $PY train.py "${COMMON[@]}" data=random "data.batch_size=$RANDOM_BATCH" \
   "data.train_batches=$STEPS" "hydra.run.dir=$WORK/e2e_random" > "$OUTDIR/e2e_random.log" 2>&1
 note "   train.py on in-memory clips (data=random): exit $?; $(summarize "$WORK/e2e_random")"

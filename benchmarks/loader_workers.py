@@ -10,11 +10,13 @@ fill the queue and are not timed; the next ``--batches`` are. Prints clips/s per
 
     python benchmarks/loader_workers.py --workers 1 2 --num-sample 1 4 --fast
     python benchmarks/loader_workers.py --workers 15 --num-sample 4 --fast --batches 60  # a GPU box
+    python benchmarks/loader_workers.py --workers 15 --num-sample 4 --backends auto nvdec
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
@@ -35,12 +37,14 @@ SECTION = "Training loader with N workers (after the prefetch queue drains)"
 PREFETCH = 2  # torch DataLoader's default prefetch_factor
 
 
-def loader_rate(root: Path, workers: int, num_sample: int, batch: int, batches: int) -> float:
+def loader_rate(
+    root: Path, workers: int, num_sample: int, batch: int, batches: int, backend: str = "auto"
+) -> float:
     """Clips/s of the train loader over ``batches`` batches after the queue has filled."""
     dm = VideoDataModule(
         root=str(root), train_list="list.csv", val_list="list.csv", num_classes=1,
         batch_size=batch, num_workers=workers, num_sample=num_sample, flip=False,
-        pin_memory=torch.cuda.is_available(), persistent_workers=False,
+        pin_memory=torch.cuda.is_available(), persistent_workers=False, backend=backend,
     )  # fmt: skip
     dm.setup("fit")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -66,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=20, help="timed batches")
     parser.add_argument("--files", type=int, default=4, help="generated Kinetics-like files")
     parser.add_argument("--fast", action="store_true", help="also the videomae-transcode copy")
+    parser.add_argument(
+        "--backends", nargs="+", default=["auto"], help="data.backend values (e.g. auto nvdec)"
+    )
     parser.add_argument("--write", action="store_true", help="write the table to BENCHMARKS.md")
     args = parser.parse_args(argv)
     sources = generate(DEFAULT_CACHE, KINETICS_LIKE, args.files)
@@ -85,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
             if transcode(argv_t) != 0:
                 sys.exit("transcoding the benchmark files failed")
             forms["transcoded copy (h264, keyint 16)"] = fast
-        for form, root in forms.items():
+        for (form, root), backend in itertools.product(forms.items(), args.backends):
             for ns in args.num_sample:
                 for workers in args.workers:
-                    rate = loader_rate(root, workers, ns, args.batch, args.batches)
-                    rows.append((form, ns, workers, rate))
-                    print(f"{form}, num_sample {ns}, {workers} workers: {rate:.1f} clips/s")
+                    rate = loader_rate(root, workers, ns, args.batch, args.batches, backend)
+                    rows.append((form, backend, ns, workers, rate))
+                    what = f"{form}, {backend}, num_sample {ns}, {workers} workers"
+                    print(f"{what}: {rate:.1f} clips/s")
     lines = [
         f"## {SECTION}",
         "",
@@ -101,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         f"each listed {repeats} times); {args.batches} batches timed after the prefetch queue "
         "filled; uint8 batches copied to the device (pinned on a GPU).",
         "",
-        "| files | num_sample | workers | clips/s | per worker |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| files | data.backend | num_sample | workers | clips/s | per worker |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {form} | {ns} | {w} | {rate:.1f} | {rate / w:.1f} |" for form, ns, w, rate in rows
+        f"| {form} | {backend} | {ns} | {w} | {rate:.1f} | {rate / w:.1f} |"
+        for form, backend, ns, w, rate in rows
     ]
     publish(SECTION, lines, args.write)
     return 0

@@ -720,3 +720,12 @@ def test_write_video_roundtrip_vp9(tmp_path: Path) -> None:
     path = write_video(tmp_path / "v.webm", level_frames(10, 32, 64), fps=12)
     frames = read_frames(path, lambda n: np.arange(n))
     assert decoded_frame_ids(frames) == list(range(10))
+
+
+def test_nvdec_loaders_spawn_their_workers(video_folder: Path) -> None:
+    """CUDA (NVDEC) cannot start in a fork of a process that uses CUDA: nvdec workers spawn."""
+    for backend, workers, context in (("nvdec", 1, "spawn"), ("nvdec", 0, None), ("auto", 1, None)):
+        dm = _dm(video_folder, backend=backend, num_workers=workers)
+        dm.setup("fit")
+        got = dm.train_dataloader().multiprocessing_context
+        assert (got.get_start_method() if got is not None else None) == context, backend

@@ -418,3 +418,69 @@ def test_auto_reads_avi_files_with_pyav(monkeypatch: pytest.MonkeyPatch) -> None
     assert frames.shape == (2, 240, 320, 3)
     with pytest.raises(AssertionError, match="decord was asked"):
         read_frames(SHARED_VIDEOS / "k400_style_340x256_h264.mp4", _take([0]))
+
+
+# ---------------------------------------------------------------------------- NVDEC
+def _nvdec_starts() -> bool:
+    """Whether FFmpeg's h264_cuvid decoder opens here (an NVIDIA GPU and driver)."""
+    try:
+        av.CodecContext.create("h264_cuvid", "r").open()
+    except Exception:
+        return False
+    return True
+
+
+def test_nvdec_without_a_gpu_decodes_as_auto_with_one_warning(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if _nvdec_starts():
+        pytest.skip("this machine has NVDEC: the fallback is not taken")
+    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    wanted = _take([39, 0, 17, 17, 3])
+    with pytest.warns(RuntimeWarning, match=r"data\.backend=nvdec: no NVDEC for h264") as caught:
+        first = read_frames(clips["h264.mp4"], wanted, backend="nvdec")
+        again = read_frames(clips["h264.mkv"], wanted, backend="nvdec")
+    assert len([w for w in caught if "nvdec" in str(w.message)]) == 1  # once per codec
+    assert torch.equal(first, read_frames(clips["h264.mp4"], wanted, backend="auto"))
+    assert torch.equal(again, read_frames(clips["h264.mkv"], wanted, backend="auto"))
+
+
+@pytest.mark.parametrize("name", list(CLIPS))
+def test_nvdec_route_decodes_like_pyav(
+    clips: dict[str, Path], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The NVDEC path (a codec context fed the demuxed packets, its own seek and flush) run
+    with FFmpeg's software decoder of the same codec: the frames PyAV's own path gives."""
+    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    monkeypatch.setattr(decoding, "_nvdec_name", lambda codec: codec)
+    views = dense_views(FRAMES, 4, 3, 3).reshape(-1)[::-1].copy()  # out of order, repeats
+    for pick, side in ((_take([39, 0, 17, 17, 3]), None), (lambda n: views, 32)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback taken
+            got = read_frames(clips[name], pick, backend="nvdec", short_side=side)
+        assert torch.equal(got, read_frames(clips[name], pick, backend="pyav", short_side=side))
+    assert set(decoding._nvdec_usable.values()) == {True}
+
+
+def test_nvdec_broken_file_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    path = tmp_path / "text.mp4"
+    path.write_text("not a video")
+    with pytest.raises(VideoDecodeError) as info:
+        read_frames(path, _take([0]), backend="nvdec")
+    assert info.value.path == str(path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_nvdec_on_the_gpu_matches_the_cpu(clips: dict[str, Path]) -> None:
+    """On a machine with NVDEC the GPU decodes the H.264 clip: the same frames (levels) as the
+    CPU, pixel values within the rounding of another YUV -> RGB path."""
+    if not _nvdec_starts():
+        pytest.skip("CUDA but no NVDEC decoder in PyAV's FFmpeg")
+    wanted = _take([39, 0, 17, 17, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gpu = read_frames(clips["h264.mp4"], wanted, backend="nvdec")
+    cpu = read_frames(clips["h264.mp4"], wanted, backend="pyav")
+    assert decoded_frame_ids(gpu) == [39, 0, 17, 17, 3]
+    assert (gpu.int() - cpu.int()).abs().max() <= 3

@@ -181,7 +181,8 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         frame_cache_mb: keep up to this many MiB of decoded videos in memory, per dataset and
             loading process (0: none): for small sets read many times, each video is decoded
             once (:class:`~videomae.data.datasets.FrameCache`; training and validation only).
-        backend: ``auto`` (decord, then PyAV when decord fails), ``decord`` or ``pyav``.
+        backend: ``auto`` (decord, then PyAV when decord fails), ``decord``, ``pyav`` or
+            ``nvdec`` (the GPU's video decoder; ``auto`` where there is none; workers spawned).
         min_frames: videos with fewer frames are broken (``None``: ``num_frames``).
         on_error: broken videos: ``"skip"`` (next video, with a warning) or ``"raise"``.
         max_tries: videos tried in a row for one item before the run stops.
@@ -516,6 +517,8 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             pin_memory=self.pin_memory and _accelerator_available(),
             persistent_workers=self.persistent_workers and workers > 0,
             collate_fn=_flatten_repeated if train else None,
+            # NVDEC needs CUDA in the workers, which a fork of a process using CUDA cannot have
+            multiprocessing_context="spawn" if self.backend == "nvdec" and workers > 0 else None,
         )
 
     def _trainer_or_none(self) -> L.Trainer | None:

@@ -8,6 +8,12 @@ the last needed one; a warning names the file and decord's error, once per file 
 ``backend="decord"`` / ``"pyav"`` force one backend. decord 0.6 fails, for example, on frames
 16, 24, 48 or 72 pixels wide; PyAV reads those.
 
+``backend="nvdec"`` decodes on the GPU's video engine (NVDEC) through PyAV's FFmpeg ``*_cuvid``
+decoders (``h264_cuvid``, ``hevc_cuvid``, ``vp9_cuvid``, ``av1_cuvid``, ``mpeg4_cuvid``, ...):
+the same packet index, seek and timestamp rules as the PyAV path, the frames copied back and
+converted to RGB on the CPU. Where a codec has no such decoder or it cannot start (no NVIDIA
+GPU or driver), the file is decoded as with ``auto``, with one warning per codec and process.
+
 Frame indices are positions in presentation order, as decord counts them (both backends sort
 the packet timestamps of the video stream), so both backends return the same frames.
 
@@ -61,10 +67,15 @@ __all__ = [
     "video_length",
 ]
 
-BACKENDS = ("auto", "decord", "pyav")
+BACKENDS = ("auto", "decord", "pyav", "nvdec")
 """The values of ``backend``."""
 
 _warned_fallback: set[str] = set()  # files PyAV decoded for decord in this process
+_nvdec_usable: dict[str, bool] = {}  # codec -> whether its NVDEC decoder starts, per process
+
+
+class _NoNvdecError(Exception):
+    """No NVDEC decoder for this file's codec here (decoded as with ``auto`` instead)."""
 
 
 class VideoDecodeError(UserError, RuntimeError):
@@ -497,9 +508,11 @@ def _pyav_frames(
     stream,
     index: _PacketIndex,
     size: tuple[int, int] | None,
+    decoder=None,
 ) -> list[np.ndarray]:
     """Decode the frames at the sorted positions ``unique``: seek to the key frame before the
     first, decode forward to the last. Returns one RGB ``(H, W, 3)`` array per position.
+    ``decoder``: a codec context to decode with (NVDEC) instead of the stream's own.
 
     Decoded frames are placed by their timestamps; when those do not match the packet index,
     come out of order (AVI files with packed B-frames carry such timestamps) or are missing,
@@ -507,11 +520,13 @@ def _pyav_frames(
     """
     got: dict[int, np.ndarray] = {}
     by_time = index.pts is not None and _decode_range(
-        file, unique, container, stream, index, size, got, by_time=True
+        file, unique, container, stream, index, size, got, by_time=True, decoder=decoder
     )
     if not by_time:
         got.clear()
-        _decode_range(file, unique, container, stream, index, size, got, by_time=False)
+        _decode_range(
+            file, unique, container, stream, index, size, got, by_time=False, decoder=decoder
+        )
     missing = sorted(set(unique.tolist()) - set(got))
     if missing:
         raise VideoDecodeError(
@@ -519,6 +534,52 @@ def _pyav_frames(
             f"decoding fails at frame {missing[0]} of {index.count}: the decoder stops before it",
         )
     return [got[i] for i in unique.tolist()]
+
+
+def _decoded(container, stream, decoder):
+    """The frames of ``stream`` from where the container was sought: decoded by the stream's
+    own decoder, or by ``decoder`` (a codec context, flushed first) fed the demuxed packets."""
+    if decoder is None:
+        yield from container.decode(stream)
+        return
+    decoder.flush_buffers()
+    for packet in container.demux(stream):
+        yield from decoder.decode(packet)  # the last, empty packet drains the decoder
+
+
+def _nvdec_name(codec: str) -> str:
+    """The name of FFmpeg's NVDEC decoder for ``codec`` (``h264`` -> ``h264_cuvid``)."""
+    return f"{codec}_cuvid"
+
+
+def _nvdec_decoder(stream):
+    """An opened NVDEC codec context for ``stream``; :class:`_NoNvdecError` when this process has
+    none for its codec (warned once per codec)."""
+    codec = stream.codec_context.name
+    name = _nvdec_name(codec)
+    if _nvdec_usable.get(codec) is False:
+        raise _NoNvdecError(codec)
+    cause = None
+    if name not in av.codecs_available:
+        cause = f"PyAV's FFmpeg has no {name} decoder"
+    else:
+        try:
+            decoder = av.CodecContext.create(name, "r")
+            decoder.extradata = stream.codec_context.extradata
+            decoder.open()
+        except Exception as err:
+            cause = f"{name} does not start: {_short(err)}"
+    if cause is not None:
+        _nvdec_usable[codec] = False
+        warnings.warn(
+            f"data.backend=nvdec: no NVDEC for {codec} videos here ({cause}); they are decoded "
+            "on the CPU as with backend=auto",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        raise _NoNvdecError(codec)
+    _nvdec_usable[codec] = True
+    return decoder
 
 
 def _decode_range(
@@ -530,6 +591,7 @@ def _decode_range(
     size: tuple[int, int] | None,
     got: dict[int, np.ndarray],
     by_time: bool,
+    decoder=None,
 ) -> bool:
     """One decoding pass filling ``got`` (position -> RGB array). ``by_time``: seek to the key
     frame before the first wanted position and place frames by timestamp; returns False when no
@@ -549,7 +611,7 @@ def _decode_range(
         container.seek(0, stream=stream, backward=True, any_frame=False)
     position = -1
     try:
-        for frame in container.decode(stream):
+        for frame in _decoded(container, stream, decoder):
             if position_of is not None:
                 found = position_of.get(frame.pts)
                 if found is None:
@@ -581,10 +643,13 @@ def _read_pyav(
     start: int,
     total: int | None,
     plan: tuple[np.ndarray, np.ndarray, int] | None,
+    nvdec: bool = False,
 ) -> torch.Tensor:
-    """Decode with PyAV. ``plan`` reuses decord's frame choice when it fits this file."""
+    """Decode with PyAV. ``plan`` reuses decord's frame choice when it fits this file;
+    ``nvdec``: with the codec's NVDEC decoder (:class:`_NoNvdecError` where there is none)."""
     with _open_av(file) as container:
         stream = _video_stream(container, file)
+        decoder = _nvdec_decoder(stream) if nvdec else None
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = num_threads
         index = _packet_index(container, stream, file)
@@ -599,7 +664,7 @@ def _read_pyav(
         if short_side is not None:
             ctx = stream.codec_context
             size = _target_size(ctx.height, ctx.width, short_side) if ctx.height > 0 else None
-        frames = _pyav_frames(file, unique, container, stream, index, size)
+        frames = _pyav_frames(file, unique, container, stream, index, size, decoder)
     batch = torch.from_numpy(np.stack(frames))
     if short_side is not None and size is None:
         batch = _resize_chw(batch.permute(0, 3, 1, 2), short_side).permute(0, 2, 3, 1)
@@ -637,7 +702,8 @@ def read_frames(
             FFmpeg (bicubic) at the size computed from the container header; PyAV likewise;
             frame folders are resized after decoding (bilinear, antialiased).
         backend: ``auto`` (decord, PyAV when decord fails on the file; PyAV for AVI files,
-            where decord 0.6 returns a wrong frame now and then), ``decord`` or ``pyav``.
+            where decord 0.6 returns a wrong frame now and then), ``decord``, ``pyav`` or
+            ``nvdec`` (the GPU's decoder through PyAV, ``auto`` where there is none).
         start: first frame of the range: a frame number for frame folders (see the module
             docstring), a frame position for video files (``0``: the beginning).
         total: frames in the range (``None``: to the end).
@@ -658,6 +724,11 @@ def read_frames(
     file = _check_file(path)
     decord_error: _DecordError | None = None
     plan: list = []
+    if backend == "nvdec":
+        try:
+            return _read_pyav(file, sampler, num_threads, short_side, start, total, None, True)
+        except _NoNvdecError:
+            backend = "auto"
     if backend == "auto" and _container_kind(file) == "AVI":
         backend = "pyav"  # decord returns wrong frames from AVIs with packed B-frames (UCF101)
     if backend in ("auto", "decord"):
