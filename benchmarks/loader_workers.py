@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,14 +39,22 @@ PREFETCH = 2  # torch DataLoader's default prefetch_factor
 
 
 def loader_rate(
-    root: Path, workers: int, num_sample: int, batch: int, batches: int, backend: str = "auto"
+    root: Path,
+    workers: int,
+    num_sample: int,
+    batch: int,
+    batches: int,
+    backend: str = "auto",
+    **data: Any,
 ) -> float:
-    """Clips/s of the train loader over ``batches`` batches after the queue has filled."""
-    dm = VideoDataModule(
-        root=str(root), train_list="list.csv", val_list="list.csv", num_classes=1,
-        batch_size=batch, num_workers=workers, num_sample=num_sample, flip=False,
-        pin_memory=torch.cuda.is_available(), persistent_workers=False, backend=backend,
-    )  # fmt: skip
+    """Clips/s of the train loader over ``batches`` batches after the queue has filled
+    (``data``: more ``VideoDataModule`` arguments, e.g. ``sampling="segment"``)."""
+    dm = VideoDataModule(**{
+        "root": str(root), "train_list": "list.csv", "val_list": "list.csv", "num_classes": 1,
+        "batch_size": batch, "num_workers": workers, "num_sample": num_sample, "flip": False,
+        "pin_memory": torch.cuda.is_available(), "persistent_workers": False, "backend": backend,
+        **data,
+    })  # fmt: skip
     dm.setup("fit")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     iterator = iter(dm.train_dataloader())
