@@ -24,6 +24,9 @@
 #      decoding on the CPU and with data.backend=nvdec; and the NVDEC tests),
 #      and train.py on in-memory clips (data=random: the loop without the data path); clips/s
 #      and data-wait fraction after the first third of 300 steps.
+#   4. benchmarks/pipeline.py --gpu: decode only, the loader per path (as they are, transcoded,
+#      num_sample 4, NVDEC), the model step and train.py end to end, in one table
+#      (BENCHMARKS.md). Steps 0-4 take more than one call's 10 minutes: run "0 1", "2 3", "4".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +35,7 @@ STEPS=()
 for arg in "$@"; do
   if [[ "$arg" == "--dry-run" ]]; then DRY=1; else STEPS+=("$arg"); fi
 done
-(( ${#STEPS[@]} )) || STEPS=(0 1 2 3)
+(( ${#STEPS[@]} )) || STEPS=(0 1 2 3 4)
 want() { [[ " ${STEPS[*]} " == *" $1 "* ]]; }
 OUTDIR="${OUT:-logs/gpu_check}"
 mkdir -p "$OUTDIR"
@@ -198,6 +201,17 @@ fi
 $PY train.py "${COMMON[@]}" data=random "data.batch_size=$RANDOM_BATCH" \
   "data.train_batches=$STEPS" "hydra.run.dir=$WORK/e2e_random" > "$OUTDIR/e2e_random.log" 2>&1
 note "   train.py on in-memory clips (data=random): exit $?; $(summarize "$WORK/e2e_random")"
+fi
+
+if want 4; then
+  if (( DRY )); then
+    PIPE=(--steps 20 --batches 2 --decode-clips 4 --files 2 --img-size 64)
+  else
+    PIPE=(--gpu --write)
+  fi
+  $PY benchmarks/pipeline.py "${PIPE[@]}" > "$OUTDIR/pipeline.log" 2>&1
+  note "4. benchmarks/pipeline.py: exit $?"
+  grep '^| [0-9]\.' "$OUTDIR/pipeline.log" | sed 's/^/   /' | tee -a "$SUMMARY"
 fi
 
 cp BENCHMARKS.md "$OUTDIR/" 2>/dev/null
