@@ -445,14 +445,14 @@ def test_nvdec_without_a_gpu_decodes_as_auto_with_one_warning(
     assert torch.equal(again, read_frames(clips["h264.mkv"], wanted, backend="auto"))
 
 
-@pytest.mark.parametrize("name", list(CLIPS))
+@pytest.mark.parametrize("name", ["h264.mp4", "vp9.webm", "h264.mkv"])
 def test_nvdec_route_decodes_like_pyav(
     clips: dict[str, Path], name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The NVDEC path (a codec context fed the demuxed packets, its own seek and flush) run
     with FFmpeg's software decoder of the same codec: the frames PyAV's own path gives."""
     monkeypatch.setattr(decoding, "_nvdec_usable", {})
-    monkeypatch.setattr(decoding, "_nvdec_name", lambda codec: codec)
+    monkeypatch.setattr(decoding, "_nvdec_name", lambda context: context.name)
     views = dense_views(FRAMES, 4, 3, 3).reshape(-1)[::-1].copy()  # out of order, repeats
     for pick, side in ((_take([39, 0, 17, 17, 3]), None), (lambda n: views, 32)):
         with warnings.catch_warnings():
@@ -472,15 +472,66 @@ def test_nvdec_broken_file_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_nvdec_on_the_gpu_matches_the_cpu(clips: dict[str, Path]) -> None:
-    """On a machine with NVDEC the GPU decodes the H.264 clip: the same frames (levels) as the
-    CPU, pixel values within the rounding of another YUV -> RGB path."""
+@pytest.mark.parametrize("name", ["h264.mp4", "vp9.webm", "h264.mkv"])
+def test_nvdec_on_the_gpu_matches_the_cpu(
+    clips: dict[str, Path], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine with NVDEC the GPU decodes the clips: the same frames (levels) as the CPU,
+    pixel values within the rounding of another YUV -> RGB path, and no fallback."""
     if not _nvdec_starts():
         pytest.skip("CUDA but no NVDEC decoder in PyAV's FFmpeg")
+    monkeypatch.setattr(decoding, "_nvdec_usable", {})
     wanted = _take([39, 0, 17, 17, 3])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        gpu = read_frames(clips["h264.mp4"], wanted, backend="nvdec")
-    cpu = read_frames(clips["h264.mp4"], wanted, backend="pyav")
+        gpu = read_frames(clips[name], wanted, backend="nvdec")
+    cpu = read_frames(clips[name], wanted, backend="pyav")
     assert decoded_frame_ids(gpu) == [39, 0, 17, 17, 3]
     assert (gpu.int() - cpu.int()).abs().max() <= 3
+    assert set(decoding._nvdec_usable.values()) == {True}
+
+
+def test_nvdec_leaves_avi_and_odd_sizes_to_the_cpu(
+    clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    monkeypatch.setattr(decoding, "_nvdec_name", lambda context: context.name)
+    odd = write_video(tmp_path / "odd.webm", level_frames(12, 64, 81), codec="libvpx-vp9")
+    for path in (clips["mpeg4.avi"], odd):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = read_frames(path, _take([0, 5]), backend="nvdec")
+        assert torch.equal(got, read_frames(path, _take([0, 5]), backend="auto"))
+    assert decoding._nvdec_usable == {}  # no NVDEC decoder was opened
+
+
+def test_nvdec_failure_on_a_file_decodes_it_on_the_cpu(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file NVDEC opens but fails on (e.g. a bit depth it lacks) is decoded again on the CPU,
+    with one warning naming it, and NVDEC stays on for the codec's other files."""
+    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    monkeypatch.setattr(decoding, "_nvdec_name", lambda context: context.name)
+    monkeypatch.setattr(decoding, "_warned_fallback", set())
+    real = decoding._decoded
+
+    def failing(container, stream, decoder):
+        if decoder is not None:
+            raise av.error.InvalidDataError(1094995529, "cuvid decode callback error")
+        yield from real(container, stream, decoder)
+
+    monkeypatch.setattr(decoding, "_decoded", failing)
+    path = clips["h264.mp4"]
+    with pytest.warns(RuntimeWarning, match=rf"{re.escape(str(path))} did not decode on NVDEC"):
+        got = read_frames(path, _take([3, 1]), backend="nvdec")
+    assert torch.equal(got, read_frames(path, _take([3, 1]), backend="auto"))
+    assert decoding._nvdec_usable == {"h264": True}
+
+
+def test_nvdec_decoders_are_found_by_codec_id() -> None:
+    """An AV1 stream's decoder is libdav1d, MPEG-2's mpeg2video: the NVDEC one comes by id."""
+    names = decoding._cuvid_decoders()
+    assert names.get(av.Codec("h264", "r").id) == "h264_cuvid"
+    for codec, cuvid in (("libdav1d", "av1_cuvid"), ("mpeg2video", "mpeg2_cuvid")):
+        if cuvid in av.codecs_available and codec in av.codecs_available:
+            assert names[av.Codec(codec, "r").id] == cuvid

@@ -9,10 +9,12 @@ the last needed one; a warning names the file and decord's error, once per file 
 16, 24, 48 or 72 pixels wide; PyAV reads those.
 
 ``backend="nvdec"`` decodes on the GPU's video engine (NVDEC) through PyAV's FFmpeg ``*_cuvid``
-decoders (``h264_cuvid``, ``hevc_cuvid``, ``vp9_cuvid``, ``av1_cuvid``, ``mpeg4_cuvid``, ...):
-the same packet index, seek and timestamp rules as the PyAV path, the frames copied back and
-converted to RGB on the CPU. Where a codec has no such decoder or it cannot start (no NVIDIA
-GPU or driver), the file is decoded as with ``auto``, with one warning per codec and process.
+decoders (H.264, HEVC, VP8/VP9, AV1, MPEG-1/2/4, ...; the GPU of ``LOCAL_RANK``): the same
+packet index, seek and timestamp rules as the PyAV path, the frames copied back and converted to
+RGB on the CPU. Where a codec has no such decoder or it cannot start (no NVIDIA GPU or driver),
+the file is decoded as with ``auto``, with one warning per codec and process; AVI files and odd
+frame sizes are always decoded on the CPU, and a file NVDEC fails on is decoded again on the CPU
+(one warning per file; a file broken for every decoder is reported as broken).
 
 Frame indices are positions in presentation order, as decord counts them (both backends sort
 the packet timestamps of the video stream), so both backends return the same frames.
@@ -547,25 +549,47 @@ def _decoded(container, stream, decoder):
         yield from decoder.decode(packet)  # the last, empty packet drains the decoder
 
 
-def _nvdec_name(codec: str) -> str:
-    """The name of FFmpeg's NVDEC decoder for ``codec`` (``h264`` -> ``h264_cuvid``)."""
-    return f"{codec}_cuvid"
+@functools.cache
+def _cuvid_decoders() -> dict[int, str]:
+    """Codec id -> the name of FFmpeg's NVDEC decoder for it (``h264_cuvid``, ``av1_cuvid``,
+    ``mpeg2_cuvid``, ...) in PyAV's FFmpeg."""
+    names = [n for n in av.codecs_available if n.endswith("_cuvid")]
+    return {av.Codec(n, "r").id: n for n in names}
 
 
-def _nvdec_decoder(stream):
+def _nvdec_name(codec_context) -> str | None:
+    """The NVDEC decoder of a stream's codec (by codec id: an AV1 stream's decoder is named
+    ``libdav1d``, its NVDEC one ``av1_cuvid``), or None."""
+    return _cuvid_decoders().get(codec_context.codec.id)
+
+
+def _nvdec_decoder(file: Path, stream):
     """An opened NVDEC codec context for ``stream``; :class:`_NoNvdecError` when this process has
-    none for its codec (warned once per codec)."""
-    codec = stream.codec_context.name
-    name = _nvdec_name(codec)
+    none for its codec (warned once per codec) or the file is one NVDEC does not take: AVI
+    (MPEG-4 with packed B-frames and placeholder packets) or odd frame sizes (NVDEC rounds them
+    up), both decoded on the CPU."""
+    source = stream.codec_context
+    codec = source.name
+    if _container_kind(file) == "AVI" or source.width % 2 or source.height % 2:
+        raise _NoNvdecError(codec)
     if _nvdec_usable.get(codec) is False:
         raise _NoNvdecError(codec)
+    name = _nvdec_name(source)
     cause = None
-    if name not in av.codecs_available:
-        cause = f"PyAV's FFmpeg has no {name} decoder"
+    if name is None:
+        cause = f"PyAV's FFmpeg has no NVDEC decoder for {codec}"
     else:
         try:
             decoder = av.CodecContext.create(name, "r")
-            decoder.extradata = stream.codec_context.extradata
+            decoder.extradata = source.extradata
+            # the real size and pixel format, so that open() checks what the GPU can decode
+            decoder.width, decoder.height, decoder.pix_fmt = (
+                source.width,
+                source.height,
+                source.pix_fmt,
+            )
+            if name.endswith("_cuvid"):  # this process's GPU under DDP (LOCAL_RANK)
+                decoder.options = {"gpu": os.environ.get("LOCAL_RANK", "0")}
             decoder.open()
         except Exception as err:
             cause = f"{name} does not start: {_short(err)}"
@@ -649,7 +673,7 @@ def _read_pyav(
     ``nvdec``: with the codec's NVDEC decoder (:class:`_NoNvdecError` where there is none)."""
     with _open_av(file) as container:
         stream = _video_stream(container, file)
-        decoder = _nvdec_decoder(stream) if nvdec else None
+        decoder = _nvdec_decoder(file, stream) if nvdec else None
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = num_threads
         index = _packet_index(container, stream, file)
@@ -729,6 +753,19 @@ def read_frames(
             return _read_pyav(file, sampler, num_threads, short_side, start, total, None, True)
         except _NoNvdecError:
             backend = "auto"
+        except VideoDecodeError as err:  # NVDEC refused this file, or the file is broken
+            frames = read_frames(
+                path, sampler, num_threads, short_side=short_side, start=start, total=total
+            )
+            if str(file) not in _warned_fallback:
+                _warned_fallback.add(str(file))
+                warnings.warn(
+                    f"data.backend=nvdec: {file} did not decode on NVDEC ({err.cause}); it is "
+                    "decoded on the CPU",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return frames
     if backend == "auto" and _container_kind(file) == "AVI":
         backend = "pyav"  # decord returns wrong frames from AVIs with packed B-frames (UCF101)
     if backend in ("auto", "decord"):
