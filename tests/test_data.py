@@ -415,23 +415,31 @@ def test_dataset_skips_broken_videos_to_the_next_index(video_folder: Path, tmp_p
         assert int(ds[0]["index"]) == 0
 
 
+def _count_decodes(monkeypatch) -> list[int]:
+    """Frames returned by each ``read_frames`` call the datasets module makes (filled as it
+    runs)."""
+    import videomae.data.datasets as datasets
+
+    decoded: list[int] = []
+    real = datasets.read_frames
+
+    def counting(path, sampler, *args, **kw):
+        frames = real(path, sampler, *args, **kw)
+        decoded.append(frames.shape[0])
+        return frames
+
+    monkeypatch.setattr(datasets, "read_frames", counting)
+    return decoded
+
+
 def test_frame_cache_gives_the_same_items_and_decodes_each_video_once(
     video_folder: Path, monkeypatch
 ) -> None:
-    import videomae.data.datasets as datasets
-
     records = _records(video_folder)
     kwargs = dict(num_frames=8, sampling_rate=2, transform=PretrainTransform(32), train=True)
     plain = VideoClipDataset(records, **kwargs)
     cached = VideoClipDataset(records, frame_cache_mb=64, **kwargs)
-    calls: list[str] = []
-    real = datasets.read_frames
-
-    def counting(path, sampler, *args, **kw):
-        calls.append(str(path))
-        return real(path, sampler, *args, **kw)
-
-    monkeypatch.setattr(datasets, "read_frames", counting)
+    calls = _count_decodes(monkeypatch)
     for epoch in range(3):
         for i in range(len(records)):
             a, b = plain[(i, epoch)], cached[(i, epoch)]
@@ -447,7 +455,6 @@ def test_frame_cache_gives_the_same_items_and_decodes_each_video_once(
 def test_frame_cache_keeps_what_fits_and_then_decodes_clip_by_clip(
     video_folder: Path, monkeypatch
 ) -> None:
-    import videomae.data.datasets as datasets
     from videomae.data.datasets import FrameCache
 
     cache = FrameCache(max_bytes=300)
@@ -462,15 +469,7 @@ def test_frame_cache_keeps_what_fits_and_then_decodes_clip_by_clip(
 
     # a dataset whose cache holds one video: the others are decoded clip by clip (8 frames)
     records = _records(video_folder)
-    decoded: list[int] = []
-    real = datasets.read_frames
-
-    def counting(path, sampler, *args, **kw):
-        frames = real(path, sampler, *args, **kw)
-        decoded.append(frames.shape[0])
-        return frames
-
-    monkeypatch.setattr(datasets, "read_frames", counting)
+    decoded = _count_decodes(monkeypatch)
     one_video = CLIP_FRAMES * CLIP_HEIGHT * CLIP_WIDTH * 3 / 2**20  # MiB of one decoded file
     kwargs = dict(num_frames=8, sampling_rate=2, transform=_identity, train=False)
     ds = VideoClipDataset(records, frame_cache_mb=one_video * 1.5, **kwargs)

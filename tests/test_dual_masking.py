@@ -357,6 +357,19 @@ class _TinyData(L.LightningDataModule):
         return DataLoader(_RandomClips(2, TINY["num_frames"]), batch_size=2)
 
 
+def _one_step_trainer(**kwargs) -> L.Trainer:
+    """A CPU trainer for one training (and validation) step, quiet, writing nothing."""
+    return L.Trainer(
+        fast_dev_run=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+
+
 def test_training_step_with_dual_masking(
     one_thread: None, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -374,14 +387,7 @@ def test_training_step_with_dual_masking(
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
 
     before = {k: v.clone() for k, v in module.net.state_dict().items()}
-    trainer = L.Trainer(
-        fast_dev_run=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = _one_step_trainer()
     with caplog.at_level("INFO", logger="videomae.modules.pretrain"):
         trainer.fit(module, datamodule=_TinyData())
     assert "dual masking: the decoder reconstructs 32 of 64 tokens" in caplog.text
@@ -407,15 +413,7 @@ def test_training_step_with_dual_masking_on_an_odd_grid(one_thread: None) -> Non
     )
     videos = torch.randn(4, 3, 4, 56, 56, generator=_seeded(1))
     loader = DataLoader([{"video": v} for v in videos], batch_size=2)
-    trainer = L.Trainer(
-        fast_dev_run=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[ThroughputMonitor()],
-    )
+    trainer = _one_step_trainer(callbacks=[ThroughputMonitor()])
     trainer.fit(module, train_dataloaders=loader)
     assert torch.isfinite(trainer.callback_metrics["train/loss_step"])
 
