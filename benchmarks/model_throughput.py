@@ -91,13 +91,11 @@ def _explicit_attend(self: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
 
 # ----------------------------------------------------------------------------------- one run
 def _step_fn(variant: str, model: Any, video: torch.Tensor, mask: Any) -> torch.Tensor:
+    """One forward: HF takes the encoder mask; ours the mask pair, as the training module
+    passes it (``net(video, pair.encoder, pair.decoder)``)."""
     if variant == "hf_sdpa":
-        return model(pixel_values=video.transpose(1, 2), bool_masked_pos=mask).loss
-    if variant == "ours_dual":
-        encoder_mask, decoder_mask = mask
-        loss, _ = model(video, encoder_mask, decoder_mask=decoder_mask)
-        return loss
-    loss, _ = model(video, mask)
+        return model(pixel_values=video.transpose(1, 2), bool_masked_pos=mask.encoder).loss
+    loss, _ = model(video, mask.encoder, mask.decoder)
     return loss
 
 
@@ -121,11 +119,10 @@ def run_variant(args: dict[str, Any]) -> dict[str, Any]:
     video = torch.randn(batch, 3, frames, img, img, device=device)
     patch = model.config.patch_size if args["variant"] == "hf_sdpa" else model.patch_size
     grid = (frames // 2, img // patch, img // patch)
+    masking = TubeMasking(args["ratio"])
     if args["variant"] == "ours_dual":
-        masking = DualMasking(TubeMasking(args["ratio"]), RunningCellMasking(0.5))
-        mask = masking(batch, grid, device=device)
-    else:
-        mask = TubeMasking(args["ratio"])(batch, grid, device=device)
+        masking = DualMasking(masking, RunningCellMasking(0.5))
+    mask = masking.pair(batch, grid, device=device)
     dtype = torch.bfloat16 if args["precision"] == "bf16" else None
 
     def step() -> None:
