@@ -430,12 +430,19 @@ def _nvdec_starts() -> bool:
     return True
 
 
+def _fresh_nvdec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget which NVDEC decoders opened in this process (and how), for one test."""
+    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    monkeypatch.setattr(decoding, "_nvdec_shared", {})
+    monkeypatch.setattr(decoding, "_nvdec_held", [])
+
+
 def test_nvdec_without_a_gpu_decodes_as_auto_with_one_warning(
     clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if _nvdec_starts():
         pytest.skip("this machine has NVDEC: the fallback is not taken")
-    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    _fresh_nvdec(monkeypatch)
     wanted = _take([39, 0, 17, 17, 3])
     with pytest.warns(RuntimeWarning, match=r"data\.backend=nvdec: no NVDEC for h264") as caught:
         first = read_frames(clips["h264.mp4"], wanted, backend="nvdec")
@@ -451,7 +458,7 @@ def test_nvdec_route_decodes_like_pyav(
 ) -> None:
     """The NVDEC path (a codec context fed the demuxed packets, its own seek and flush) run
     with FFmpeg's software decoder of the same codec: the frames PyAV's own path gives."""
-    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    _fresh_nvdec(monkeypatch)
     monkeypatch.setattr(decoding, "_nvdec_name", lambda context: context.name)
     views = dense_views(FRAMES, 4, 3, 3).reshape(-1)[::-1].copy()  # out of order, repeats
     for pick, side in ((_take([39, 0, 17, 17, 3]), None), (lambda n: views, 32)):
@@ -463,7 +470,7 @@ def test_nvdec_route_decodes_like_pyav(
 
 
 def test_nvdec_broken_file_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    _fresh_nvdec(monkeypatch)
     path = tmp_path / "text.mp4"
     path.write_text("not a video")
     with pytest.raises(VideoDecodeError) as info:
@@ -480,7 +487,7 @@ def test_nvdec_on_the_gpu_matches_the_cpu(
     pixel values within the rounding of another YUV -> RGB path, and no fallback."""
     if not _nvdec_starts():
         pytest.skip("CUDA but no NVDEC decoder in PyAV's FFmpeg")
-    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    _fresh_nvdec(monkeypatch)
     wanted = _take([39, 0, 17, 17, 3])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -494,7 +501,7 @@ def test_nvdec_on_the_gpu_matches_the_cpu(
 def test_nvdec_leaves_avi_and_odd_sizes_to_the_cpu(
     clips: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    _fresh_nvdec(monkeypatch)
     monkeypatch.setattr(decoding, "_nvdec_name", lambda context: context.name)
     odd = write_video(tmp_path / "odd.webm", level_frames(12, 64, 81), codec="libvpx-vp9")
     for path in (clips["mpeg4.avi"], odd):
@@ -510,7 +517,7 @@ def test_nvdec_failure_on_a_file_decodes_it_on_the_cpu(
 ) -> None:
     """A file NVDEC opens but fails on (e.g. a bit depth it lacks) is decoded again on the CPU,
     with one warning naming it, and NVDEC stays on for the codec's other files."""
-    monkeypatch.setattr(decoding, "_nvdec_usable", {})
+    _fresh_nvdec(monkeypatch)
     monkeypatch.setattr(decoding, "_nvdec_name", lambda context: context.name)
     monkeypatch.setattr(decoding, "_warned_fallback", set())
     real = decoding._decoded
@@ -523,6 +530,57 @@ def test_nvdec_failure_on_a_file_decodes_it_on_the_cpu(
     monkeypatch.setattr(decoding, "_decoded", failing)
     path = clips["h264.mp4"]
     with pytest.warns(RuntimeWarning, match=rf"{re.escape(str(path))} did not decode on NVDEC"):
+        got = read_frames(path, _take([3, 1]), backend="nvdec")
+    assert torch.equal(got, read_frames(path, _take([3, 1]), backend="auto"))
+    assert decoding._nvdec_usable == {"h264": True}
+
+
+def test_nvdec_opens_on_the_shared_cuda_context_first(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker opens its decoders on the GPU's primary CUDA context (LOCAL_RANK's GPU), not
+    one context per file; where that does not start, a context of its own, and the way that
+    failed is not tried again for the codec."""
+    _fresh_nvdec(monkeypatch)
+    monkeypatch.setattr(decoding, "_nvdec_name", lambda context: context.name)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    asked: list[tuple] = []
+
+    def no_device(*args, **kwargs):  # as on a machine without CUDA
+        asked.append((args, kwargs))
+        raise av.error.ExternalError(-542398533, "av_hwdevice_ctx_create")
+
+    monkeypatch.setattr(decoding, "HWAccel", no_device)
+    wanted = _take([9, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("h264.mp4", "h264.mkv"):
+            got = read_frames(clips[name], wanted, backend="nvdec")
+            assert torch.equal(got, read_frames(clips[name], wanted, backend="pyav"))
+    held = decoding._nvdec_held
+    assert len(held) == 1 and held[0].is_open  # the last decoder, kept until the next opens
+    assert len(asked) == 1  # once per codec and process
+    assert asked[0][0] == ("cuda",)
+    assert asked[0][1]["device"] == "1" and asked[0][1]["options"] == {"primary_ctx": "1"}
+    assert decoding._nvdec_usable == {"h264": True} and decoding._nvdec_shared == {"h264": False}
+
+
+def test_nvdec_file_it_does_not_open_is_decoded_on_the_cpu(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once NVDEC has opened for a codec, a file it refuses to open (e.g. a 10-bit H.264 the
+    GPU lacks) is decoded on the CPU with a warning naming it; the codec stays on NVDEC."""
+    monkeypatch.setattr(decoding, "_nvdec_usable", {"h264": True})
+    monkeypatch.setattr(decoding, "_nvdec_shared", {"h264": True})
+    monkeypatch.setattr(decoding, "_nvdec_name", lambda context: context.name)
+    monkeypatch.setattr(decoding, "_warned_fallback", set())
+
+    def refuses(name, source, shared):
+        raise av.error.ValueError(22, "cuvid: bit depth not supported")
+
+    monkeypatch.setattr(decoding, "_open_nvdec", refuses)
+    path = clips["h264.mp4"]
+    with pytest.warns(RuntimeWarning, match=r"h264\.mp4 did not decode on NVDEC \(NVDEC does not"):
         got = read_frames(path, _take([3, 1]), backend="nvdec")
     assert torch.equal(got, read_frames(path, _take([3, 1]), backend="auto"))
     assert decoding._nvdec_usable == {"h264": True}

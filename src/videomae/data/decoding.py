@@ -55,6 +55,7 @@ import av  # before decord, see the module docstring
 import decord
 import numpy as np
 import torch
+from av.codec.hwaccel import HWAccel
 
 from videomae.data.lists import DIGITS, IMAGE_SUFFIXES, natural_key
 from videomae.errors import UserError
@@ -74,6 +75,10 @@ BACKENDS = ("auto", "decord", "pyav", "nvdec")
 
 _warned_fallback: set[str] = set()  # files PyAV decoded for decord in this process
 _nvdec_usable: dict[str, bool] = {}  # codec -> whether its NVDEC decoder starts, per process
+_nvdec_shared: dict[str, bool] = {}  # codec -> whether it opens on the shared CUDA context
+# the last NVDEC decoder opened in this process, kept until the next one is open: it holds a
+# reference to the GPU's primary CUDA context, which the driver resets when the last one goes
+_nvdec_held: list = []
 
 
 class _NoNvdecError(Exception):
@@ -563,11 +568,33 @@ def _nvdec_name(codec_context) -> str | None:
     return _cuvid_decoders().get(codec_context.codec.id)
 
 
+def _open_nvdec(name: str, source, shared: bool):
+    """Open NVDEC decoder ``name`` for a stream like ``source`` on this process's GPU
+    (``LOCAL_RANK``). ``shared``: on the GPU's primary CUDA context (FFmpeg's ``primary_ctx``),
+    kept alive between files by :data:`_nvdec_held`; it does not start where the process has
+    already made that context current with other flags (torch's, e.g. ``num_workers=0``). Else
+    the decoder creates a CUDA context of its own, for each opened file."""
+    gpu = os.environ.get("LOCAL_RANK", "0")
+    hwaccel = None
+    if shared:
+        options = {"primary_ctx": "1"}
+        hwaccel = HWAccel("cuda", device=gpu, options=options, allow_software_fallback=False)
+    decoder = av.CodecContext.create(name, "r", hwaccel=hwaccel)
+    decoder.extradata = source.extradata
+    # the real size and pixel format, so that open() checks what the GPU can decode
+    decoder.width, decoder.height, decoder.pix_fmt = source.width, source.height, source.pix_fmt
+    if name.endswith("_cuvid") and not shared:
+        decoder.options = {"gpu": gpu}
+    decoder.open()
+    return decoder
+
+
 def _nvdec_decoder(file: Path, stream):
     """An opened NVDEC codec context for ``stream``; :class:`_NoNvdecError` when this process has
     none for its codec (warned once per codec) or the file is one NVDEC does not take: AVI
     (MPEG-4 with packed B-frames and placeholder packets) or odd frame sizes (NVDEC rounds them
-    up), both decoded on the CPU."""
+    up), both decoded on the CPU. Opened on the shared CUDA context where that starts, else with
+    a context of its own (each way tried once per codec and process)."""
     source = stream.codec_context
     codec = source.name
     if _container_kind(file) == "AVI" or source.width % 2 or source.height % 2:
@@ -575,35 +602,32 @@ def _nvdec_decoder(file: Path, stream):
     if _nvdec_usable.get(codec) is False:
         raise _NoNvdecError(codec)
     name = _nvdec_name(source)
-    cause = None
     if name is None:
-        cause = f"PyAV's FFmpeg has no NVDEC decoder for {codec}"
+        causes = [f"PyAV's FFmpeg has no NVDEC decoder for {codec}"]
     else:
-        try:
-            decoder = av.CodecContext.create(name, "r")
-            decoder.extradata = source.extradata
-            # the real size and pixel format, so that open() checks what the GPU can decode
-            decoder.width, decoder.height, decoder.pix_fmt = (
-                source.width,
-                source.height,
-                source.pix_fmt,
-            )
-            if name.endswith("_cuvid"):  # this process's GPU under DDP (LOCAL_RANK)
-                decoder.options = {"gpu": os.environ.get("LOCAL_RANK", "0")}
-            decoder.open()
-        except Exception as err:
-            cause = f"{name} does not start: {_short(err)}"
-    if cause is not None:
-        _nvdec_usable[codec] = False
-        warnings.warn(
-            f"data.backend=nvdec: no NVDEC for {codec} videos here ({cause}); they are decoded "
-            "on the CPU as with backend=auto",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        raise _NoNvdecError(codec)
-    _nvdec_usable[codec] = True
-    return decoder
+        causes = []
+        for shared in (True, False):
+            if _nvdec_shared.get(codec) is (not shared):
+                continue  # this way failed (or the other worked) before, in this process
+            try:
+                decoder = _open_nvdec(name, source, shared)
+            except Exception as err:
+                way = "on the shared CUDA context" if shared else "with a context of its own"
+                causes.append(f"{name} does not start {way}: {_short(err)}")
+                continue
+            _nvdec_usable[codec], _nvdec_shared[codec] = True, shared
+            _nvdec_held[:] = [decoder]  # the previous one is freed only now
+            return decoder
+    if _nvdec_usable.get(codec):  # opened for other files: this one it does not take
+        raise VideoDecodeError(file, f"NVDEC does not open it ({'; '.join(causes)})")
+    _nvdec_usable[codec] = False
+    warnings.warn(
+        f"data.backend=nvdec: no NVDEC for {codec} videos here ({'; '.join(causes)}); they are "
+        "decoded on the CPU as with backend=auto",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    raise _NoNvdecError(codec)
 
 
 def _decode_range(
