@@ -51,6 +51,7 @@ def run(strategy: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
         "model.optim.warmup_epochs=0",
         "validate=false",
         "extras.print_config=false",
+        "model.compile=false",  # both eager (model.compile=auto compiles under DDP only)
     ]
     env = {**os.environ, "WANDB_MODE": "disabled"}
     subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], check=True, env=env)

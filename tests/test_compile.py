@@ -6,7 +6,10 @@ backward on the CPU (minutes on 2 cores)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +24,8 @@ from videomae.models.registry import create_pretrain
 from videomae.modules.pretrain import PretrainModule
 
 pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CLIP = {"img_size": 32, "num_frames": 4, "patch_size": 8, "tubelet_size": 2}
 
@@ -64,11 +69,15 @@ def _trainer(folder: Path, max_steps: int, count: _GraphCount) -> L.Trainer:
     )
 
 
-def test_compiled_run_trains_once_compiled_and_resumes(tmp_path: Path) -> None:
+def _skip_without_inductor() -> None:
     if not torch._dynamo.is_dynamo_supported():
         pytest.skip("torch.compile is not supported on this Python")
     if not (os.environ.get("CXX") or any(map(shutil.which, ("c++", "g++", "clang++")))):
         pytest.skip("torch.compile (inductor) on CPU needs a C++ compiler; none found")
+
+
+def test_compiled_run_trains_once_compiled_and_resumes(tmp_path: Path) -> None:
+    _skip_without_inductor()
     torch._dynamo.reset()
     torch.manual_seed(0)
     count = _GraphCount()
@@ -93,3 +102,45 @@ def test_compiled_run_trains_once_compiled_and_resumes(tmp_path: Path) -> None:
     assert trainer.global_step == 6 and len(again.after_step) == 2
     assert again.after_step[0] == again.after_step[-1]
     torch._dynamo.reset()
+
+
+def _train_ddp(run_dir: Path, max_steps: int) -> str:
+    """``train.py`` on two CPU processes (DDP, gloo), compiled, with activation checkpointing;
+    its output with dynamo's compile and recompile log lines."""
+    args = [
+        "experiment=k400_pretrain", "data=random", "backbone=tiny", "trainer=ddp_sim",
+        "data.num_frames=8", "data.img_size=64", "data.batch_size=2", "data.train_batches=20",
+        f"+trainer.max_steps={max_steps}", "+trainer.limit_val_batches=0", "validate=false",
+        "model.optim.warmup_epochs=0", "model.compile=true", "model.net.grad_checkpointing=true",
+        "callbacks.step_checkpoint.every_n_train_steps=3", "callbacks.reconstruction=null",
+        "callbacks.rich_progress_bar=null", "logger=csv", "extras.print_config=false",
+        f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    env = {**os.environ, "TORCH_LOGS": "recompiles,dynamo", "WANDB_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    return out
+
+
+def test_compiled_ddp_run_compiles_once_per_rank_and_resumes(tmp_path: Path) -> None:
+    """``model.compile=true`` under DDP (two CPU processes) with activation checkpointing: both
+    ranks compile, no frame is compiled twice (a recompilation shows as ``[frame/1]`` in dynamo's
+    log), the checkpoint keeps the network's names, and a relaunch resumes and compiles again
+    only once."""
+    _skip_without_inductor()
+    run_dir = tmp_path / "run"
+    for max_steps in (6, 10):
+        out = _train_ddp(run_dir, max_steps)
+        for rank in (0, 1):
+            assert f"[rank{rank}]" in out and "done compiler function" in out, out[-3000:]
+        compiles = re.findall(r"\[(\d+)/(\d+)(?:_\d+)?\]", out)
+        assert compiles and {n for _, n in compiles} == {"0"}, sorted(set(compiles))
+        assert "Recompiling function" not in out
+    assert "resuming from" in out
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert state["global_step"] == 10
+    assert not any("_orig_mod" in k or k.startswith("module.") for k in state["state_dict"])

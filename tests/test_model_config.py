@@ -158,6 +158,38 @@ def test_modules_keep_the_optimizer_config_typed_and_hparams_plain() -> None:
         )
 
 
+def test_compile_auto_compiles_on_cuda_unless_the_model_is_sharded(caplog) -> None:
+    """``model.compile=auto`` (the pretraining default): compiled on CUDA, single device or
+    DDP; eager on the CPU and under FSDP; any other value is refused by name."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, SingleDeviceStrategy
+
+    from videomae.models.masking import TubeMasking
+    from videomae.modules.base import auto_compile
+    from videomae.modules.pretrain import PretrainModule
+
+    assert auto_compile("cuda", SingleDeviceStrategy("cuda:0"))[0]
+    assert auto_compile("cuda", DDPStrategy())[0]
+    assert not auto_compile("cuda", FSDPStrategy())[0]
+    assert not auto_compile("cuda", type("MyFSDP", (FSDPStrategy,), {})())[0]
+    assert not auto_compile("cpu", DDPStrategy())[0]
+
+    net = VideoMAEPretrain(**SMALL, num_heads=2, decoder_embed_dim=16, decoder_num_heads=2)
+    optim = {"base_lr": 1e-3, "weight_decay": 0.05, "warmup_steps": 0}
+    with pytest.raises(ValueError, match=r"model\.compile='yes': expected true, false or auto"):
+        PretrainModule(net, TubeMasking(0.75), batch_size=2, optim=optim, compile="yes")
+    module = PretrainModule(net, TubeMasking(0.75), batch_size=2, optim=optim, compile="auto")
+    clips = torch.randn(2, 3, SMALL["num_frames"], *SMALL["img_size"])
+    trainer = L.Trainer(
+        max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    with caplog.at_level("INFO"):
+        trainer.fit(module, torch.utils.data.DataLoader([{"video": c} for c in clips], 2))
+    assert not module._compiled and "model.compile=auto: not compiled on cpu" in caplog.text
+
+
 def test_img_size_of_any_sequence_becomes_a_tuple_of_ints() -> None:
     import numpy as np
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 from torch import nn
 
+from videomae.errors import ConfigError
 from videomae.modules.config import OptimConfig
 from videomae.modules.schedules import adamw_with_schedule, global_batch, scaled_lr
 
@@ -30,7 +31,9 @@ class VideoMAEModule(L.LightningModule):
             it gives the global batch that scales the lr.
         optim: ``model.optim`` (a mapping or an :class:`~videomae.modules.config.OptimConfig`),
             checked and kept as ``optim_cfg``.
-        compile: ``torch.compile`` the network in place at fit start.
+        compile: ``torch.compile`` the network in place at fit start: ``True``, ``False``, or
+            ``"auto"`` (on a CUDA device, except under a sharding strategy; see
+            :func:`auto_compile`).
 
     Subclasses set :attr:`checkpoint_kind`, :attr:`default_betas`, :attr:`log_name` and
     :attr:`fit_report`, and give :meth:`param_groups`.
@@ -59,14 +62,17 @@ class VideoMAEModule(L.LightningModule):
         net: nn.Module,
         batch_size: int,
         optim: Mapping[str, Any] | OptimConfig,
-        compile: bool = False,
+        compile: bool | Literal["auto"] = False,
     ) -> None:
         super().__init__()
+        if compile not in (True, False, "auto"):
+            raise ConfigError(f"model.compile={compile!r}: expected true, false or auto")
         self.net = net
         self.batch_size = int(batch_size)
         self.optim_cfg = OptimConfig.of(optim)
         self.compile_net = compile
         self._compiled = False
+        self._compile_reported = False
 
     @property
     def global_batch_size(self) -> int:
@@ -87,9 +93,18 @@ class VideoMAEModule(L.LightningModule):
     def configure_model(self) -> None:
         """Compile the network (in place, names unchanged) if asked: here, before a strategy such
         as FSDP wraps it, and once per module."""
-        if self.compile_net and not self._compiled:
-            self.net.compile()
-            self._compiled = True
+        if self._compiled or not self.compile_net:
+            return
+        if self.compile_net == "auto":
+            strategy = self.trainer.strategy
+            use, why = auto_compile(strategy.root_device.type, strategy)
+            if not self._compile_reported:
+                logging.getLogger(self.log_name).info("model.compile=auto: %s", why)
+                self._compile_reported = True
+            if not use:
+                return
+        self.net.compile()
+        self._compiled = True
 
     def fit_report_args(self) -> tuple[Any, ...]:
         """The values of :attr:`fit_report`: batch per device, global batch, peak lr, base lr,
@@ -145,3 +160,27 @@ class VideoMAEModule(L.LightningModule):
         meta = self.checkpoint_meta()
         if meta is not None:
             checkpoint["videomae"] = meta
+
+
+def auto_compile(device_type: str, strategy: object) -> tuple[bool, str]:
+    """Whether ``model.compile=auto`` compiles, and why, for a run on ``device_type`` (``cuda``,
+    ``cpu``, ...) under the Lightning ``strategy``: on CUDA, unless the strategy shards the
+    model (FSDP, model parallel, DeepSpeed: not yet measured there). On the CPU compiling costs
+    minutes and gains little."""
+    from lightning.pytorch.strategies import (
+        DeepSpeedStrategy,
+        FSDPStrategy,
+        ModelParallelStrategy,
+    )
+
+    if device_type != "cuda":
+        return False, f"not compiled on {device_type} (model.compile=true forces it)"
+    if isinstance(strategy, (FSDPStrategy, ModelParallelStrategy, DeepSpeedStrategy)):
+        return False, (
+            f"not compiled under {type(strategy).__name__} (not yet measured there; "
+            "model.compile=true forces it)"
+        )
+    return True, (
+        "compiling the network with torch.compile: the first step takes longer (compiling), "
+        "later steps are faster; model.compile=false to skip"
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +93,8 @@ class FinetuneModule(VideoMAEModule):
         freeze_encoder: linear probing: train ``head`` (with ``head_norm``, a BatchNorm without
             affine parameters unless the network has one) only; the encoder runs in eval mode
             without gradients.
-        compile: ``torch.compile`` the network in place at fit start.
+        compile: ``torch.compile`` the network in place at fit start (``true``, ``false``
+            or ``auto``: on CUDA, see :func:`~videomae.modules.base.auto_compile`).
         output_dir: folder of the test files; default the trainer's ``default_root_dir`` (the
             run folder, ``paths.output_dir``).
         top_k: the k of top-k accuracy and of the predictions file.
@@ -118,7 +119,7 @@ class FinetuneModule(VideoMAEModule):
         ema: Mapping[str, Any] | None = None,
         init_from: str | None = None,
         freeze_encoder: bool = False,
-        compile: bool = False,
+        compile: bool | Literal["auto"] = False,
         output_dir: str | None = None,
         top_k: int = 5,
     ) -> None:

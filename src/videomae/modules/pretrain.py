@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -44,7 +44,8 @@ class PretrainModule(VideoMAEModule):
             nodes and gradient-accumulation steps it gives the global batch that scales the lr.
         optim: ``base_lr``, ``warmup_lr``, ``min_lr``, ``warmup_epochs`` (or ``warmup_steps``),
             ``weight_decay``, ``betas``, ``eps``.
-        compile: ``torch.compile`` the network in place at fit start.
+        compile: ``torch.compile`` the network in place at fit start (``true``, ``false``
+            or ``auto``: on CUDA, see :func:`~videomae.modules.base.auto_compile`).
         val_mask_seed: seed of the validation masks, fixed so that val/loss is comparable
             between epochs and runs.
     """
@@ -59,7 +60,7 @@ class PretrainModule(VideoMAEModule):
         masking: MaskGenerator,
         batch_size: int,
         optim: Mapping[str, Any],
-        compile: bool = False,
+        compile: bool | Literal["auto"] = False,
         val_mask_seed: int = 0,
     ) -> None:
         super().__init__(net, batch_size, optim, compile)
