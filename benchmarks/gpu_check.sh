@@ -18,25 +18,30 @@
 #   2. A one-GPU FSDP run (sharded checkpoints) signalled with SIGUSR2 mid-run (SLURM's warning):
 #      it must save last.ckpt (a directory of shards) at the current step and exit 140; the same
 #      command again resumes from it and finishes; videomae.models.load reads the sharded file.
-#   3. train.py end to end, ViT-B pretraining (16x224, tube 0.9, bf16, batch 32 clips): on
-#      Kinetics-like files (340x256 H.264, key frame every 250) through a videomae-transcode copy
-#      with num_sample 4 and 15 workers, the same loader alone (benchmarks/loader_workers.py,
-#      decoding on the CPU and with data.backend=nvdec; and the NVDEC tests),
-#      and train.py on in-memory clips (data=random: the loop without the data path); clips/s
-#      and data-wait fraction after the first third of 300 steps.
-#   4. benchmarks/pipeline.py --gpu: decode only, the loader per path (as they are, transcoded,
-#      num_sample 4, NVDEC), the model step and train.py end to end, in one table
-#      (BENCHMARKS.md). Steps 0-4 take more than one call's 10 minutes: run "0 1", "2 3", "4".
+#   3. The training loop's cost: train.py, ViT-B pretraining (16x224, tube 0.9, bf16, batch 32)
+#      on in-memory clips (data=random: no decoding), eager and compiled, 300 steps; clips/s,
+#      step ms and data wait after the first third (against step 0's bare step). The NVDEC tests.
+#   4. benchmarks/pipeline.py --gpu --compile, the data path in one table (BENCHMARKS.md): on
+#      Kinetics-like (340x256 H.264, key frame every 250) and SSv2-like files, decode only, the
+#      loader with 15 workers per path (as they are, the videomae-transcode copy, the copy at
+#      num_sample 4; NVDEC on the files as they are and on the copy at num_sample 4), the model
+#      step, and train.py end to end (compiled like the step) with its data-wait fraction.
+#   5. torch.compile under FSDP with activation checkpointing (model.compile=true; `auto` stays
+#      eager there until this passes): 20 steps, then relaunched to 30 (resumes); exit codes,
+#      recompilations (dynamo's log) and clips/s.
+# Steps 0-5 take more than one call's 10 minutes and more than one session's 15 minutes of
+# device time. By what the open issues need: "0 3", then "4" (the model step, the loop, the data
+# path); in a later session "1 2 5" (DDP/FSDP table, preemption, compiled FSDP).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 DRY=0
-STEPS=()
+WANT=()
 for arg in "$@"; do
-  if [[ "$arg" == "--dry-run" ]]; then DRY=1; else STEPS+=("$arg"); fi
+  if [[ "$arg" == "--dry-run" ]]; then DRY=1; else WANT+=("$arg"); fi
 done
-(( ${#STEPS[@]} )) || STEPS=(0 1 2 3 4)
-want() { [[ " ${STEPS[*]} " == *" $1 "* ]]; }
+(( ${#WANT[@]} )) || WANT=(0 1 2 3 4 5)
+want() { [[ " ${WANT[*]} " == *" $1 "* ]]; }
 OUTDIR="${OUT:-logs/gpu_check}"
 mkdir -p "$OUTDIR"
 SUMMARY="$OUTDIR/summary.txt"
@@ -146,30 +151,14 @@ fi
 if want 3; then
 WORK=$(mktemp -d)
 if (( DRY )); then
-  NFILES=2; STEPS=30; MODEL=(backbone=tiny trainer=cpu data.num_frames=8 data.img_size=64)
-  LOAD=(data.batch_size=2 data.num_workers=1); RANDOM_BATCH=8
+  STEPS=30; MODEL=(backbone=tiny trainer=cpu data.num_frames=8 data.img_size=64); BATCH=8
 else
-  NFILES=4; STEPS=300; MODEL=(backbone=vit_b trainer=gpu)
-  LOAD=(data.batch_size=8 data.num_workers=15); RANDOM_BATCH=32
+  STEPS=300; MODEL=(backbone=vit_b trainer=gpu); BATCH=32
 fi
-$PY - "$WORK" "$NFILES" <<'EOF'
-import sys
-from pathlib import Path
-sys.path.insert(0, "benchmarks")
-from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, generate
-paths = generate(DEFAULT_CACHE, KINETICS_LIKE, int(sys.argv[2]))  # shared with loader_workers.py
-# each file 16 times: epochs of many batches, each entry a fresh random window
-lines = [f"{p.name} 0\n" for p in paths] * 16
-(Path(sys.argv[1]) / "list.csv").write_text("".join(lines))
-print(DEFAULT_CACHE)
-EOF
-CACHE=$($PY -c "import sys; sys.path.insert(0, 'benchmarks'); from data_throughput import DEFAULT_CACHE; print(DEFAULT_CACHE)")
-$PY -m videomae.cli.transcode "$WORK/list.csv" --root "$CACHE" --out "$WORK/fast" \
-  --jobs "$(nproc)" > "$OUTDIR/e2e_transcode.log" 2>&1
 COMMON=(experiment=k400_pretrain "${MODEL[@]}" "+trainer.max_steps=$STEPS" validate=false
         +trainer.limit_val_batches=0 model.optim.warmup_epochs=0 callbacks.reconstruction=null
         callbacks.rich_progress_bar=null logger=csv trainer.log_every_n_steps=10
-        extras.print_config=false)
+        extras.print_config=false data=random "data.batch_size=$BATCH" "data.train_batches=$STEPS")
 summarize() {  # mean clips/s and data-wait fraction of the logged windows after the first third
   $PY - "$1" <<'EOF'
 import csv, glob, sys
@@ -177,20 +166,16 @@ rows = [r for f in glob.glob(sys.argv[1] + "/csv/version_*/metrics.csv") for r i
 rows = [r for r in rows if r.get("perf/clips_per_sec")]
 rows = rows[len(rows) // 3:] or rows
 mean = lambda k: sum(float(r[k]) for r in rows) / max(1, len(rows))
-print(f"clips/s {mean('perf/clips_per_sec'):.1f}, data wait {mean('perf/data_wait_frac'):.1%}, "
-      f"windows {len(rows)}")
+print(f"clips/s {mean('perf/clips_per_sec'):.1f}, step {1000 * mean('perf/step_time_s'):.1f} ms, "
+      f"data wait {mean('perf/data_wait_frac'):.1%}, windows {len(rows)}")
 EOF
 }
-$PY train.py "${COMMON[@]}" data=custom "data.root=$WORK/fast" data.train_list=list.csv \
-  data.val_list=list.csv data.num_classes=1 data.num_sample=4 "${LOAD[@]}" \
-  "hydra.run.dir=$WORK/e2e" > "$OUTDIR/e2e_files.log" 2>&1
-note "3. train.py on the transcoded Kinetics-like copy, num_sample 4: exit $?; $(summarize "$WORK/e2e")"
-if (( DRY )); then LW=(--workers 1 --batches 4); else LW=(--workers 15 --batches 40); fi
-$PY benchmarks/loader_workers.py "${LW[@]}" --num-sample 4 --fast --backends auto nvdec \
-  > "$OUTDIR/loader.log" 2>&1
-note "   the loader alone (CPU decoding, then NVDEC):"
-grep '^| \(transcoded\|original\)' "$OUTDIR/loader.log" | tr -s ' ' | sed 's/^/   /' \
-  | tee -a "$SUMMARY"
+note "3. train.py on in-memory clips (data=random, batch $BATCH): the loop over the bare step (step 0)"
+for COMPILE in false true; do
+  $PY train.py "${COMMON[@]}" "model.compile=$COMPILE" "hydra.run.dir=$WORK/random_$COMPILE" \
+    > "$OUTDIR/e2e_random_$COMPILE.log" 2>&1
+  note "   model.compile=$COMPILE: exit $?; $(summarize "$WORK/random_$COMPILE")"
+done
 if $PY -c "import pytest" 2>/dev/null; then
   $PY -m pytest -q -p no:cacheprovider tests/test_decoding.py -k nvdec \
     > "$OUTDIR/nvdec_tests.log" 2>&1
@@ -198,20 +183,44 @@ if $PY -c "import pytest" 2>/dev/null; then
 else
   note "   NVDEC tests not run: no pytest (add 'pytest pluggy iniconfig' to device-wheels.sh)"
 fi
-$PY train.py "${COMMON[@]}" data=random "data.batch_size=$RANDOM_BATCH" \
-  "data.train_batches=$STEPS" "hydra.run.dir=$WORK/e2e_random" > "$OUTDIR/e2e_random.log" 2>&1
-note "   train.py on in-memory clips (data=random): exit $?; $(summarize "$WORK/e2e_random")"
 fi
 
 if want 4; then
   if (( DRY )); then
     PIPE=(--steps 20 --batches 2 --decode-clips 4 --files 2 --img-size 64)
   else
-    PIPE=(--gpu --write)
+    PIPE=(--gpu --compile --write)
   fi
   $PY benchmarks/pipeline.py "${PIPE[@]}" > "$OUTDIR/pipeline.log" 2>&1
   note "4. benchmarks/pipeline.py: exit $?"
   grep '^| [0-9]\.' "$OUTDIR/pipeline.log" | sed 's/^/   /' | tee -a "$SUMMARY"
+fi
+
+# ---------------------------------------------------------------- 5. compiled under FSDP
+if want 5; then
+RUN5=$(mktemp -d)/run
+if (( DRY )); then
+  SIZE5=(backbone=tiny trainer=cpu data.num_frames=8 data.img_size=64 data.batch_size=2)
+else
+  SIZE5=(backbone=vit_b trainer=fsdp trainer.devices=1 data.batch_size=32)
+fi
+ARGS5=(experiment=k400_pretrain data=random "${SIZE5[@]}" model.compile=true
+       data.train_batches=30 callbacks.step_checkpoint.every_n_train_steps=10
+       +trainer.limit_val_batches=0 validate=false model.optim.warmup_epochs=0
+       callbacks.reconstruction=null callbacks.rich_progress_bar=null logger=csv
+       trainer.log_every_n_steps=5 extras.print_config=false "hydra.run.dir=$RUN5")
+for STEPS5 in 20 30; do
+  TORCH_LOGS=recompiles $PY train.py "${ARGS5[@]}" "+trainer.max_steps=$STEPS5" \
+    > "$OUTDIR/fsdp_compiled_$STEPS5.log" 2>&1
+  note "5. compiled under FSDP to step $STEPS5: exit $?; recompilations: $(grep -c 'Recompiling function' "$OUTDIR/fsdp_compiled_$STEPS5.log"); $(grep -o 'resuming from [^ ]*' "$RUN5/train.log" | tail -1)"
+done
+note "   $($PY - "$RUN5" <<'EOF'
+import csv, glob, sys
+rows = [r for f in glob.glob(sys.argv[1] + "/csv/version_*/metrics.csv") for r in csv.DictReader(open(f))]
+rates = [float(r["perf/clips_per_sec"]) for r in rows if r.get("perf/clips_per_sec")]
+print(f"clips/s of the logged windows: {', '.join(f'{x:.0f}' for x in rates)}")
+EOF
+)"
 fi
 
 cp BENCHMARKS.md "$OUTDIR/" 2>/dev/null

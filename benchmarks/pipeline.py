@@ -9,7 +9,8 @@ sampling, 16 segments), the same files as ``benchmarks/data_throughput.py``:
 2. the training loader alone (``VideoDataModule``, pretraining transform, 224 px) with
    ``--workers`` workers, timed after its prefetch queue has drained, for each path: the files
    as they are (``data.backend=auto``), their ``videomae-transcode`` copy, the copy at
-   num_sample 4, and ``data.backend=nvdec`` (on a machine with NVDEC);
+   num_sample 4, and ``data.backend=nvdec`` on the files as they are and on the copy at
+   num_sample 4 (on a machine with CUDA);
 3. the model step alone on in-memory clips (``benchmarks/model_throughput.py``'s ``ours``);
 4. ``train.py`` end to end (``experiment=k400_pretrain`` on the Kinetics-like copy, num_sample 4)
    over ``--steps`` steps: clips/s and the data-wait fraction (``ThroughputMonitor``) of the
@@ -19,6 +20,9 @@ Rows 2 and 4 are also given as a fraction of row 3 (what the data path lets the 
 
     python benchmarks/pipeline.py --write          # CPU-sized: tiny, fp32, 1 worker
     python benchmarks/pipeline.py --gpu --write    # ViT-B, bf16, 15 workers, batch 32
+    python benchmarks/pipeline.py --gpu --compile  # the model step and train.py compiled
+
+Rows 3 and 4 run the same model, both eager or (``--compile``) both compiled.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def train_rate(root: Path, args: argparse.Namespace, out: Path) -> tuple[float, 
         "validate=false", "+trainer.limit_val_batches=0", "model.optim.warmup_epochs=0",
         "callbacks.reconstruction=null", "callbacks.rich_progress_bar=null", "logger=csv",
         "trainer.log_every_n_steps=10", "extras.print_config=false", f"hydra.run.dir={out}",
-        "auto_resume=false",
+        "auto_resume=false", f"model.compile={str(args.compile).lower()}",
     ]  # fmt: skip
     with open(out.parent / "train.log", "w") as log:
         subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
@@ -115,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     """Measure every row; print the table and, with ``--write``, put it in BENCHMARKS.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", action="store_true", help="ViT-B, bf16, GPU trainer")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the model step and train.py's net"
+    )
     parser.add_argument("--workers", type=int, default=None, help="loader workers (1; GPU 15)")
     parser.add_argument("--batch", type=int, default=None, help="clips per step (8; GPU 32)")
     parser.add_argument("--steps", type=int, default=200, help="train.py steps")
@@ -134,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         "device": "cuda" if args.gpu else "cpu", "num_frames": 16,
         "img_size": 224 if args.gpu else args.img_size, "ratio": 0.9,
         "precision": "bf16" if args.gpu else "fp32", "attention": "auto", "batch": args.batch,
-        "steps": 10 if args.gpu else 3, "warmup": 3 if args.gpu else 1, "threads": 2,
+        "steps": 10 if args.gpu else 3, "warmup": (3 if args.gpu else 1) + 2 * args.compile,
+        "threads": 2, "compile": args.compile,
     })  # fmt: skip
     model_rate = step["clips_per_s"]
 
@@ -158,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             if nvdec:
                 paths_2.append(("NVDEC (data.backend=nvdec)", original, 1, "nvdec"))
+                paths_2.append(("NVDEC, transcoded copy, num_sample 4", fast, 4, "nvdec"))
             for name, root, ns, backend in paths_2:
                 rate = loader_rate(
                     root, args.workers, ns, max(1, args.batch // ns), args.batches, backend,
@@ -176,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"({windows} windows after the first third)"))  # fmt: skip
 
     model = "ViT-B, bf16, 16x224" if args.gpu else f"tiny, fp32, 16x{args.img_size}"
+    model += ", compiled (row 3 and train.py)" if args.compile else ", eager"
     lines = [
         f"## {SECTION}",
         "",
