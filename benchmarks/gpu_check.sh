@@ -12,7 +12,9 @@
 #
 # Steps:
 #   0. benchmarks/model_throughput.py: the ViT-B step (bf16) at batch 32 and 128 for ours, HF's SDPA
-#      model, explicit attention and dual masking (MFU from counted FLOPs), and ours compiled.
+#      model, explicit attention and dual masking (MFU from counted FLOPs), and ours compiled;
+#      a torch.profiler table per run in profiles/ (operators by device time; our encoder,
+#      decoder and loss forward times), for what to speed up next.
 #   1. benchmarks/fsdp_vs_ddp.py on one GPU: ViT-L pretraining under DDP and FSDP on in-memory
 #      clips (clips/s, MFU, peak memory); writes its section of BENCHMARKS.md.
 #   2. A one-GPU FSDP run (sharded checkpoints) signalled with SIGUSR2 mid-run (SLURM's warning):
@@ -75,9 +77,11 @@ else
   SWEEP=(--batch 32 128 --steps 10 --warmup 3); COMPILED=(--batch 128 --steps 10 --warmup 5)
 fi
 timeout 300 $PY benchmarks/model_throughput.py "${BASE[@]}" "${SWEEP[@]}" \
-  --variants ours hf_sdpa explicit ours_dual > "$OUTDIR/model.log" 2>&1
+  --variants ours hf_sdpa explicit ours_dual --profile "$OUTDIR/profiles" > "$OUTDIR/model.log" 2>&1
 note "0. model step (ours / HF / explicit / dual masking): exit $?"
 grep '^| ' "$OUTDIR/model.log" | tee -a "$SUMMARY"
+grep -H 'forward:' "$OUTDIR"/profiles/profile_ours*_b*.txt 2>/dev/null \
+  | sed 's|^.*/profile_\([^:]*\)\.txt:|   \1: |' | tee -a "$SUMMARY"
 timeout 300 $PY benchmarks/model_throughput.py "${BASE[@]}" "${COMPILED[@]}" --variants ours \
   --compile --section "Model throughput (compiled)" > "$OUTDIR/model_compiled.log" 2>&1
 note "   torch.compile, ours: exit $?; $(grep '^| vit_b\|^| tiny' "$OUTDIR/model_compiled.log" | tr -s ' ')"

@@ -12,7 +12,9 @@ same clips and the same tube masks) for three implementations:
 
 ``--batch`` takes several sizes (a sweep; 0 = the largest that fits), ``--compile`` runs our
 variants through ``torch.compile`` (the warm-up steps include the compilation), and AdamW is the
-fused kernel on CUDA (as in training).
+fused kernel on CUDA (as in training). ``--profile DIR`` profiles two more steps of each run and
+writes its operators by self time (device time on a GPU) to ``DIR``, headed by the forward time
+of our encoder, decoder and loss (where the step's time goes).
 
 Each variant runs in a fresh process (so peak memory is its own) and prints clips/s, the step time,
 peak memory (GPU: ``max_memory_allocated``; CPU: the process's peak resident set) and, on a GPU,
@@ -147,6 +149,9 @@ def run_variant(args: dict[str, Any]) -> dict[str, Any]:
     sync()
     seconds = (time.perf_counter() - start) / args["steps"]
 
+    if args.get("profile"):
+        profile_steps(args, model, step, sync, device)
+
     flops = None
     if device.type == "cuda":
         from torch.utils.flop_counter import FlopCounterMode
@@ -167,6 +172,49 @@ def run_variant(args: dict[str, Any]) -> dict[str, Any]:
         "peak_mb": peak_mb,
         "flops": flops,
     }
+
+
+PHASES = ("encoder", "decoder", "forward_loss")
+"""Parts of our model whose forward the profile labels (``## <name>``; uncompiled runs)."""
+
+
+def profile_steps(args: dict[str, Any], model: Any, step: Any, sync: Any, device: Any) -> None:
+    """Profile two more steps (torch.profiler, CPU and CUDA) and write the operators by self time
+    to ``<profile>/profile_<variant>_<size>_b<batch>.txt``, with the forward time of our
+    encoder, decoder and loss (target and error) as labelled ranges."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    if args["variant"] != "hf_sdpa" and not args.get("compile"):
+        for name in PHASES:
+            owner = model if name == "forward_loss" else getattr(model, name)
+            inner = owner.forward if name != "forward_loss" else model.forward_loss
+
+            def labelled(*a: Any, _inner: Any = inner, _name: str = name, **k: Any) -> Any:
+                with record_function(f"## {_name}"):
+                    return _inner(*a, **k)
+
+            setattr(owner, "forward" if name != "forward_loss" else "forward_loss", labelled)
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(2):
+            step()
+        sync()
+    events = prof.key_averages()
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    lines = [f"# {args['variant']} {args['size']} batch {args['batch']}, 2 steps", ""]
+    for event in events:
+        if event.key.startswith("## "):
+            device_ms = getattr(event, "device_time_total", 0) / 1e3 / 2
+            lines.append(
+                f"{event.key[3:]} forward: {event.cpu_time_total / 1e3 / 2:.1f} ms CPU, "
+                f"{device_ms:.1f} ms device, per step"
+            )
+    lines += ["", events.table(sort_by=sort, row_limit=30)]
+    name = f"profile_{args['variant']}_{args['size']}_b{args['batch']}.txt"
+    out = Path(args["profile"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_text("\n".join(lines) + "\n")
 
 
 def _child(args: dict[str, Any], queue: Any) -> None:
@@ -294,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         "largest that fits"
     )  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="torch.compile our variants")
+    parser.add_argument(
+        "--profile", default=None, metavar="DIR", help="write a torch.profiler table per run here"
+    )
     parser.add_argument("--num-frames", type=int, default=16)
     parser.add_argument("--img-size", type=int, default=224)
     parser.add_argument("--ratio", type=float, default=0.9)
@@ -321,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup": args.warmup,
             "threads": args.threads,
             "compile": args.compile,
+            "profile": args.profile,
         }
         for asked in args.batch:
             batch = asked or largest_batch({**base, "variant": "explicit"})
