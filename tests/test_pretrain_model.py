@@ -116,6 +116,13 @@ def test_target_matches_a_plain_loop_reference(normalize_target: bool) -> None:
     assert target.dtype == torch.float32
     assert target.shape == reference.shape == (2, 9, 2 * 8 * 8 * 3)
     assert (target.double() - reference).abs().max().item() < 1e-5
+    # the target of chosen tokens (normalized after the gather) = every token's, gathered
+    from videomae.models.masking import split_mask
+    from videomae.models.vit import gather_tokens
+
+    ids = split_mask(mask, model.num_patches)[1].flip(1)  # any order
+    every = model.pixel_target(video)
+    assert torch.allclose(model.pixel_target(video, ids), gather_tokens(every, ids), atol=1e-6)
 
 
 def test_target_is_float32_and_loss_float32_under_autocast() -> None:

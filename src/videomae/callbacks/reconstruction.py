@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from videomae.data.device import finish_batch
 from videomae.models.masking import split_mask
-from videomae.models.pretrain import TARGET_EPS, pixel_tubelets, unpatchify
+from videomae.models.pretrain import pixel_tubelets, tubelet_stats, unpatchify
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,8 @@ def reconstruct(
         originals = torch.gather(
             pixels, 1, predicted_ids[:, :, None, None].expand(-1, -1, *pixels.shape[2:])
         )
-        mean = originals.mean(dim=-2, keepdim=True)
-        std = originals.var(dim=-2, unbiased=True, keepdim=True).sqrt()
-        pred = pred * (std + TARGET_EPS) + mean
+        mean, scale = tubelet_stats(originals)
+        pred = pred * scale + mean
     hidden = mask[:, :, None, None]
     masked_input = torch.where(hidden, torch.full_like(pixels, fill), pixels)
     index = predicted_ids[:, :, None, None].expand(-1, -1, *pixels.shape[2:])

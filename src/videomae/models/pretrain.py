@@ -88,21 +88,36 @@ def pixel_tubelets(video: torch.Tensor, tubelet_size: int, patch_size: int) -> t
         return patchify(video.float() * std + mean, tubelet_size, patch_size)
 
 
+def tubelet_stats(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token, per-channel mean and scale (unbiased std + :data:`TARGET_EPS`) of tubelet
+    pixels ``(B, K, tubelet * p * p, 3)``, each ``(B, K, 1, 3)``: the normalized target is
+    ``(pixels - mean) / scale``."""
+    var, mean = torch.var_mean(pixels, dim=-2, unbiased=True, keepdim=True)
+    return mean, var.sqrt() + TARGET_EPS
+
+
 @torch.no_grad()
 def pixel_target(
-    video: torch.Tensor, tubelet_size: int, patch_size: int, normalize: bool = True
+    video: torch.Tensor,
+    tubelet_size: int,
+    patch_size: int,
+    normalize: bool = True,
+    ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The regression target of every token: float32 ``(B, N, tubelet * p * p * 3)``.
+    """The regression target of every token, or of tokens ``ids`` (long ``(B, K)``, in that
+    order): float32 ``(B, N or K, tubelet * p * p * 3)``.
 
     :func:`pixel_tubelets`, and with ``normalize`` each channel standardized over the
-    tubelet's pixels (mean, unbiased std + :data:`TARGET_EPS`), in float32 without autocast.
+    tubelet's pixels (:func:`tubelet_stats`), in float32 without autocast. With ``ids`` only
+    those tokens are normalized (a token's target depends on its own pixels alone).
     """
     pixels = pixel_tubelets(video, tubelet_size, patch_size)
+    if ids is not None:
+        pixels = torch.gather(pixels, 1, ids[:, :, None, None].expand(-1, -1, *pixels.shape[2:]))
     with torch.autocast(device_type=video.device.type, enabled=False):
         if normalize:
-            mean = pixels.mean(dim=-2, keepdim=True)
-            std = pixels.var(dim=-2, unbiased=True, keepdim=True).sqrt()
-            pixels = (pixels - mean) / (std + TARGET_EPS)
+            mean, scale = tubelet_stats(pixels)
+            pixels = (pixels - mean) / scale
         return pixels.reshape(pixels.shape[0], pixels.shape[1], -1)
 
 
@@ -313,7 +328,7 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
     ) -> torch.Tensor:
         """Mean squared error of ``pred`` against :func:`pixel_target`, over the decoded tokens
         that are masked for the encoder (with V1 masking: all of them), as a float32 scalar."""
-        target = gather_tokens(self.pixel_target(video), decoded_ids)
+        target = self.pixel_target(video, decoded_ids)
         weight = torch.gather(mask, 1, decoded_ids).float()  # 1 = masked for the encoder
         error = (pred.float() - target).pow(2).mean(dim=-1)
         return (error * weight).sum() / weight.sum().clamp_min(1.0)
@@ -358,12 +373,15 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
         return self.forward_loss(video, pred, decoded_ids, mask), pred
 
     # ------------------------------------------------------------------ target
-    def pixel_target(self, video: torch.Tensor) -> torch.Tensor:
-        """:func:`pixel_target` of every token of ``video`` with this network's geometry."""
-        return pixel_target(video, self.tubelet_size, self.patch_size, self.normalize_target)
+    def pixel_target(self, video: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """:func:`pixel_target` of every token of ``video`` (or of tokens ``ids``) with this
+        network's geometry."""
+        return pixel_target(
+            video, self.tubelet_size, self.patch_size, self.normalize_target, ids=ids
+        )
 
     def target(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The regression target of the masked tokens, float32 ``(B, M, tubelet * p * p * 3)``,
         in ascending token order (``mask``: bool ``(B, N)``, True = masked)."""
         _, masked_ids = split_mask(mask, self.num_patches)
-        return gather_tokens(self.pixel_target(video), masked_ids)
+        return self.pixel_target(video, masked_ids)
