@@ -289,3 +289,42 @@ def test_progress_bar_metrics_without_version_and_rounded(tmp_path: Path) -> Non
     trainer = L.Trainer(logger=CSVLogger(tmp_path), callbacks=[bar], enable_checkpointing=False)
     trainer._logger_connector._progress_bar_metrics = {"train/loss_step": 0.0532456789}
     assert bar.get_metrics(trainer, L.LightningModule()) == {"loss": "0.05325"}
+
+
+def test_progress_bar_reads_training_metrics_at_logging_steps_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a logged tensor makes the host wait for the GPU: in training the bar reads the
+    metrics every log_every_n_steps steps (and at the first), not after every batch."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from videomae.callbacks.console import ProgressBar
+
+    reads: list[int] = []
+    lightning_read = RichProgressBar.get_metrics
+
+    def counted(self, trainer, pl_module):
+        reads.append(trainer.global_step)
+        return lightning_read(self, trainer, pl_module)
+
+    monkeypatch.setattr(RichProgressBar, "get_metrics", counted)
+
+    class Module(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            loss = self.layer(batch).pow(2).mean()
+            self.log("train/loss_step", loss, prog_bar=True)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(
+        max_steps=12, log_every_n_steps=5, logger=False, enable_checkpointing=False,
+        enable_model_summary=False, callbacks=[ProgressBar()], default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(Module(), torch.utils.data.DataLoader(torch.randn(48, 2), batch_size=2))
+    assert [s for s in reads if s not in (0, 12)] == [1, 5, 10], reads

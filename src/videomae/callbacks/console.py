@@ -6,6 +6,9 @@ that mislead.
   the throughput callback's ``perf/*`` metrics).
 - :class:`ProgressBar`: Lightning's rich bar without the logger version (``v_num: 0.000``), and
   with metrics to 4 significant digits under short names (``train/loss_step`` -> ``loss``).
+  During training its metrics are read every ``trainer.log_every_n_steps`` steps, as the loggers
+  read them, not after every batch: reading a metric on the GPU waits for the step to finish,
+  and Lightning's bar would make the host wait once per step.
 """
 
 from __future__ import annotations
@@ -69,13 +72,34 @@ class ModelSummary(RichModelSummary):
 
 
 class ProgressBar(RichProgressBar):
-    """Lightning's rich progress bar showing the run's metrics, rounded, and no ``v_num``."""
+    """Lightning's rich progress bar showing the run's metrics, rounded, and no ``v_num``; in
+    training, metrics read every ``trainer.log_every_n_steps`` steps (no host sync per step)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown: dict[str, Any] | None = None
+        self._read = True
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        """Advance the bar; read the metrics only at logging steps."""
+        self._read = trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+        try:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        finally:
+            self._read = True
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        """The progress-bar metrics without ``v_num``, floats to 4 significant digits."""
+        """The progress-bar metrics without ``v_num``, floats to 4 significant digits (those
+        last read, between logging steps of training)."""
+        if not self._read and self._shown is not None:
+            return self._shown
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
-        return {_short(k): (f"{v:.4g}" if isinstance(v, float) else v) for k, v in metrics.items()}
+        shown = {_short(k): (f"{v:.4g}" if isinstance(v, float) else v) for k, v in metrics.items()}
+        self._shown = shown
+        return shown
 
 
 def _short(name: str) -> str:
