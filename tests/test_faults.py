@@ -213,6 +213,13 @@ class _Poison(L.Callback):
         self.weights.append(torch.cat([p.detach().flatten() for p in pl_module.parameters()]))
 
 
+class _FusedAdamW(torch.optim.AdamW):
+    """AdamW with the fused kernel, as the modules build it on CUDA (here on the CPU)."""
+
+    def __init__(self, *args, fused=None, **kwargs) -> None:
+        super().__init__(*args, fused=True, **kwargs)
+
+
 def _fit(tmp_path: Path, poison: _Poison, guard: NonFiniteGuard, steps: int = 8) -> L.Trainer:
     torch.manual_seed(0)
     module = PretrainModule(
@@ -236,7 +243,18 @@ def _fit(tmp_path: Path, poison: _Poison, guard: NonFiniteGuard, steps: int = 8)
     return trainer
 
 
-def test_nonfinite_steps_are_skipped_counted_and_training_goes_on(tmp_path: Path) -> None:
+@pytest.fixture(params=["host", "fused"])
+def optimizer_kind(request, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``host``: the CPU's AdamW, the guard reads the norm at once and drops the gradients;
+    ``fused``: a fused AdamW (ours on CUDA), skipped on the device through ``found_inf``."""
+    if request.param == "fused":
+        monkeypatch.setattr(torch.optim, "AdamW", _FusedAdamW)
+    return request.param
+
+
+def test_nonfinite_steps_are_skipped_counted_and_training_goes_on(
+    tmp_path: Path, optimizer_kind: str
+) -> None:
     poison, guard = _Poison({2, 3, 6}), NonFiniteGuard(max_consecutive=3)
     trainer = _fit(tmp_path, poison, guard)
     assert trainer.global_step == 8  # the run went on to its end
@@ -247,9 +265,15 @@ def test_nonfinite_steps_are_skipped_counted_and_training_goes_on(tmp_path: Path
     assert all(torch.isfinite(w).all() for w in weights)
     assert guard.skipped == 3
     assert trainer.callback_metrics["train/nonfinite_steps"] == 3.0
+    optimizer = trainer.optimizers[0]
+    assert bool(optimizer.defaults.get("fused")) == (optimizer_kind == "fused")
+    steps = {int(state["step"]) for state in optimizer.state.values()}
+    assert steps == {8 - 3}  # AdamW counted only the steps it took
 
 
-def test_too_many_nonfinite_steps_in_a_row_stop_with_a_checkpoint(tmp_path: Path) -> None:
+def test_too_many_nonfinite_steps_in_a_row_stop_with_a_checkpoint(
+    tmp_path: Path, optimizer_kind: str
+) -> None:
     poison, guard = _Poison({2, 3, 4, 5}), NonFiniteGuard(max_consecutive=3)
     with pytest.raises(NonFiniteLossError, match=r"3 optimizer steps in a row \(steps 2-4") as err:
         _fit(tmp_path, poison, guard)
@@ -258,3 +282,32 @@ def test_too_many_nonfinite_steps_in_a_row_stop_with_a_checkpoint(tmp_path: Path
     state = torch.load(saved, weights_only=False)["state_dict"]
     kept = torch.cat([v.flatten() for v in state.values()])
     assert torch.equal(kept, poison.weights[1])  # the weights of the last finite step
+
+
+def test_device_flags_are_counted_when_they_reach_the_host() -> None:
+    """On CUDA each step's flag comes back by a non-blocking copy: the guard counts it once its
+    event has completed (no waiting), in step order, and waits for all of them only when asked
+    (epoch end, checkpoint)."""
+
+    class Event:
+        def __init__(self) -> None:
+            self.done = False
+            self.waited = False
+
+        def query(self) -> bool:
+            return self.done
+
+        def synchronize(self) -> None:
+            self.waited = self.done = True
+
+    guard = NonFiniteGuard(max_consecutive=5)
+    events = [Event(), Event(), Event()]
+    for step, (flag, event) in enumerate(zip((1.0, 1.0, 0.0), events, strict=True)):
+        guard._pending.append((step, 0, torch.tensor(flag), event))
+    guard._read_flags(None, wait=False)
+    assert guard.skipped == 0  # the first flag has not arrived: nothing counted, nothing waited
+    events[0].done = True
+    guard._read_flags(None, wait=False)
+    assert (guard.skipped, guard.in_a_row, len(guard._pending)) == (1, 1, 2)
+    assert guard.state_dict() == {"skipped": 2, "in_a_row": 0, "first": None}  # waits for all
+    assert events[1].waited and events[2].waited and not guard._pending

@@ -12,13 +12,21 @@ in a row the run stops: the weights (the last finite ones) are saved to
 Under fp16 mixed precision (a ``GradScaler``) the scaler skips such steps itself and lowers its
 scale (overflows are routine while it calibrates); the guard then does nothing.
 
-Cost: one small reduction of the gradient norms and one host-device synchronization per
-optimizer step; ``callbacks.nonfinite=null`` turns the guard off.
+With a fused AdamW (ours on CUDA) the skip is decided on the device, without waiting for it:
+the optimizer's ``found_inf`` flag (the one ``GradScaler`` uses) makes the fused kernel leave
+weights, moments and step count as they were, and the host reads each step's flag once the
+device has produced it (a non-blocking copy, usually a step later): the warning, the count and
+the stop come that much later, the weights kept are the same. Otherwise (the CPU, other
+optimizers) the host reads the norm at once: one host-device synchronization per step.
+
+Cost: one small reduction of the gradient norms per optimizer step; ``callbacks.nonfinite=null``
+turns the guard off.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -61,38 +69,77 @@ class NonFiniteGuard(L.Callback):
         self.skipped = 0
         self.in_a_row = 0
         self.first_of_row: int | None = None
+        # device-decided steps whose flag the host has not read yet: (step, epoch, flag, event)
+        self._pending: deque[tuple[int, int, torch.Tensor, Any]] = deque()
+        self._limit_step: int | None = None  # the step that reached max_consecutive
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        """Check the gradients; drop them (skip the step) when they are not finite."""
+        """Check the gradients; skip the step when they are not finite."""
         if _has_grad_scaler(trainer):
             return
         params = [p for group in optimizer.param_groups for p in group["params"]]
         norm = _total_grad_norm(params)
-        finite = True if norm is None else bool(torch.isfinite(norm))
-        finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
         step = trainer.global_step
+        if norm is not None and _skips_on_device(optimizer):
+            bad = (~torch.isfinite(norm)).float()
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                # sharded gradients: any rank's shard (no barrier: the host does not wait)
+                torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+            optimizer.found_inf = bad  # the fused kernel skips the update where it is 1
+            self._pending.append((step, trainer.current_epoch, *_copy_to_host(bad)))
+            self._read_flags(trainer, wait=False)
+        else:
+            if getattr(optimizer, "found_inf", None) is not None:
+                optimizer.found_inf = None  # no stale flag from an earlier step
+            finite = True if norm is None else bool(torch.isfinite(norm))
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+            if not finite:
+                for p in params:
+                    p.grad = None
+            self._count(trainer, step, trainer.current_epoch, finite)
+        pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Read the flags still on their way (the epoch's count complete)."""
+        if self._pending:
+            self._read_flags(trainer, wait=True)
+            pl_module.log("train/nonfinite_steps", float(self.skipped), on_epoch=True)
+
+    def _read_flags(self, trainer: L.Trainer | None, wait: bool) -> None:
+        """Count the device-decided steps whose flag has reached the host (all, with
+        ``wait``), in order."""
+        while self._pending:
+            step, epoch, flag, event = self._pending[0]
+            if event is not None:
+                if not wait and not event.query():
+                    return
+                event.synchronize()
+            self._pending.popleft()
+            self._count(trainer, step, epoch, not bool(flag.item()))
+
+    def _count(self, trainer: L.Trainer | None, step: int, epoch: int, finite: bool) -> None:
+        """Book one optimizer step; stop the run after ``max_consecutive`` skipped in a row."""
         if finite:
             self.in_a_row = 0
             self.first_of_row = None
-        else:
-            for p in params:
-                p.grad = None
-            self.skipped += 1
-            self.in_a_row += 1
-            if self.first_of_row is None:
-                self.first_of_row = step
-            log.warning(
-                "step %d (epoch %d): NaN/inf gradients, step skipped (%d in a row, %d in all)",
-                step,
-                trainer.current_epoch,
-                self.in_a_row,
-                self.skipped,
-            )
-        pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
+            return
+        self.skipped += 1
+        self.in_a_row += 1
+        if self.first_of_row is None:
+            self.first_of_row = step
+        log.warning(
+            "step %d (epoch %d): NaN/inf gradients, step skipped (%d in a row, %d in all)",
+            step,
+            epoch,
+            self.in_a_row,
+            self.skipped,
+        )
         if self.in_a_row >= self.max_consecutive:
-            self._stop(trainer, step)
+            self._limit_step = step
+        if self._limit_step is not None and trainer is not None:
+            self._stop(trainer, self._limit_step)
 
     def _stop(self, trainer: L.Trainer, step: int) -> None:
         folder = getattr(trainer.checkpoint_callback, "dirpath", None)
@@ -108,6 +155,7 @@ class NonFiniteGuard(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The counts, kept in checkpoints so a resumed run continues them."""
+        self._read_flags(None, wait=True)
         return {"skipped": self.skipped, "in_a_row": self.in_a_row, "first": self.first_of_row}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -115,6 +163,26 @@ class NonFiniteGuard(L.Callback):
         self.skipped = int(state_dict.get("skipped", 0))
         self.in_a_row = int(state_dict.get("in_a_row", 0))
         self.first_of_row = state_dict.get("first")
+
+
+def _skips_on_device(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` takes a ``found_inf`` flag and skips its update on the device (a
+    fused AdamW/Adam: ``GradScaler``'s path for fused optimizers)."""
+    return bool(optimizer.defaults.get("fused")) and getattr(
+        optimizer, "_step_supports_amp_scaling", False
+    )
+
+
+def _copy_to_host(flag: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """A host copy of a device scalar that does not wait for it, and the CUDA event after which
+    it is valid (None on the CPU)."""
+    if flag.device.type != "cuda":
+        return flag.detach().clone(), None
+    host = torch.empty((), dtype=flag.dtype, pin_memory=True)
+    host.copy_(flag, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return host, event
 
 
 def _has_grad_scaler(trainer: L.Trainer) -> bool:
