@@ -22,7 +22,8 @@
 #      command again resumes from it and finishes; videomae.models.load reads the sharded file.
 #   3. The training loop's cost: train.py, ViT-B pretraining (16x224, tube 0.9, bf16, batch 32)
 #      on in-memory clips (data=random: no decoding), eager and compiled, 300 steps; clips/s,
-#      step ms and data wait after the first third (against step 0's bare step). The NVDEC tests.
+#      step ms and data wait after the first third (against step 0's bare step); the host-device
+#      syncs of 50 steps by source line (benchmarks/count_syncs.py). The NVDEC tests.
 #   4. benchmarks/pipeline.py --gpu --compile, the data path in one table (BENCHMARKS.md): on
 #      Kinetics-like (340x256 H.264, key frame every 250) and SSv2-like files, decode only, the
 #      loader with 15 workers per path (as they are, the videomae-transcode copy, the copy at
@@ -180,6 +181,11 @@ for COMPILE in false true; do
     > "$OUTDIR/e2e_random_$COMPILE.log" 2>&1
   note "   model.compile=$COMPILE: exit $?; $(summarize "$WORK/random_$COMPILE")"
 done
+SYNC=(${COMMON[@]/+trainer.max_steps=$STEPS/+trainer.max_steps=50})
+$PY benchmarks/count_syncs.py "${SYNC[@]/data.train_batches=$STEPS/data.train_batches=50}" \
+  model.compile=false "hydra.run.dir=$WORK/syncs" > "$OUTDIR/syncs.log" 2>&1
+note "   host-device syncs over 50 eager steps (benchmarks/count_syncs.py; exit $?):"
+grep -A12 '^synchronizing operations' "$OUTDIR/syncs.log" | sed 's/^/   /' | tee -a "$SUMMARY"
 if $PY -c "import pytest" 2>/dev/null; then
   $PY -m pytest -q -p no:cacheprovider tests/test_decoding.py -k nvdec \
     > "$OUTDIR/nvdec_tests.log" 2>&1

@@ -286,3 +286,36 @@ def test_plain_loader_resume_is_not_exact_without_the_sampler(dummy: None) -> No
 
     loader = torch.utils.data.DataLoader(list(range(8)), batch_size=2, shuffle=True)
     assert _resumable_samplers(loader) == []
+
+
+def test_ranks_agree_on_a_signal_one_step_later_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With several ranks on CUDA the all-reduced signal is read at the next step (its copy to
+    the host has landed by then): every rank acts on the same step's agreement without the host
+    waiting for the device each step. Here the collective and the CUDA copy are stood in for."""
+    import signal as signals
+    from types import SimpleNamespace
+
+    from videomae.callbacks import preemption
+
+    class Event:
+        def __init__(self) -> None:
+            self.waited = False
+
+        def synchronize(self) -> None:
+            self.waited = True
+
+    events: list[Event] = []
+
+    def copy(value: torch.Tensor):
+        events.append(Event())
+        return value.clone(), events[-1]
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda tensor, op=None: tensor)
+    monkeypatch.setattr(preemption, "copy_to_host", copy)
+    trainer = SimpleNamespace(world_size=2, strategy=SimpleNamespace(root_device="cpu"))
+    callback = preemption.PreemptionCheckpoint()
+    assert callback._agreed_signal(trainer) is None  # step 1: nothing in flight yet
+    callback.received = int(signals.SIGUSR2)
+    assert callback._agreed_signal(trainer) is None  # step 2 reads step 1's agreement
+    assert callback._agreed_signal(trainer) == signals.SIGUSR2  # step 3 reads step 2's
+    assert [e.waited for e in events] == [True, True, False]

@@ -467,6 +467,30 @@ def test_device_normalization_matches_the_cpu_reference() -> None:
     assert torch.equal(finish_batch(floats)["video"], out)
 
 
+def test_host_fields_stay_on_the_host_through_the_device_copy() -> None:
+    """The erase boxes and the replaced-video indices are read on the host: they cross the
+    batch-transfer hook as lists (the device copy moves only tensors), the video as a tensor."""
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    from videomae.callbacks.broken_videos import BrokenVideoLogger
+    from videomae.data.device import FinishOnDevice
+
+    batch = {
+        "video": torch.zeros(2, 3, 2, 4, 4, dtype=torch.uint8),
+        "erase": torch.tensor([[0, 0, 1, 1, 7, 2], [0, 0, 0, 0, 0, 0]]),
+        "broken": torch.tensor([[3, -1], [-1, -1]]),
+    }
+    hooks = FinishOnDevice()
+    moved = move_data_to_device(hooks.on_before_batch_transfer(batch, 0), "cpu")
+    assert moved["erase"] == [[0, 0, 1, 1, 7, 2], [0, 0, 0, 0, 0, 0]]
+    assert moved["broken"] == [[3, -1], [-1, -1]]
+    done = hooks.on_after_batch_transfer(moved, 0)
+    assert done["video"].dtype == torch.float32 and "erase" not in done
+    counter = BrokenVideoLogger()
+    counter._collect("train", done)
+    assert counter._counts["train"] == {3: 1}
+
+
 def test_finetune_transform_flip_switch() -> None:
     # square frames, a crop of the whole frame, no RandAugment, no erasing: only flips vary
     frames = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)

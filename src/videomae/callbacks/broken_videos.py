@@ -38,6 +38,11 @@ def _gather_counts(counts: Counter[int]) -> Counter[int]:
     return total
 
 
+def _flat(values: list) -> list:
+    """The numbers of a nested list (a batch's ``broken`` field: one per clip or per view)."""
+    return [v for item in values for v in (_flat(item) if isinstance(item, list) else [item])]
+
+
 class BrokenVideoLogger(L.Callback):
     """Logs, per epoch, how many broken videos were replaced in training and validation.
 
@@ -56,12 +61,16 @@ class BrokenVideoLogger(L.Callback):
     # ------------------------------------------------------------------ collection
 
     def _collect(self, stage: str, batch: Any) -> None:
+        """Count the batch's replaced-video indices (``broken``: a list, as the data modules keep
+        it on the host, or a tensor; -1 = none)."""
         broken = batch.get("broken") if isinstance(batch, dict) else None
-        if not isinstance(broken, torch.Tensor):
+        if isinstance(broken, torch.Tensor):
+            broken = broken.tolist()  # a device tensor makes the host wait: see host_batch
+        if not isinstance(broken, list):
             return
-        values = broken[broken >= 0]
-        if values.numel():
-            self._counts[stage].update(int(v) for v in values.cpu().tolist())
+        values = [int(v) for v in _flat(broken) if v >= 0]
+        if values:
+            self._counts[stage].update(values)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._counts["train"].clear()

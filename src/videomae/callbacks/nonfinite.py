@@ -34,6 +34,7 @@ import lightning as L
 import torch
 
 from videomae.callbacks.checkpoint import save_atomically
+from videomae.callbacks.host_copy import copy_to_host
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class NonFiniteGuard(L.Callback):
                 # sharded gradients: any rank's shard (no barrier: the host does not wait)
                 torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
             optimizer.found_inf = bad  # the fused kernel skips the update where it is 1
-            self._pending.append((step, trainer.current_epoch, *_copy_to_host(bad)))
+            self._pending.append((step, trainer.current_epoch, *copy_to_host(bad)))
             self._read_flags(trainer, wait=False)
         else:
             if getattr(optimizer, "found_inf", None) is not None:
@@ -171,18 +172,6 @@ def _skips_on_device(optimizer: torch.optim.Optimizer) -> bool:
     return bool(optimizer.defaults.get("fused")) and getattr(
         optimizer, "_step_supports_amp_scaling", False
     )
-
-
-def _copy_to_host(flag: torch.Tensor) -> tuple[torch.Tensor, Any]:
-    """A host copy of a device scalar that does not wait for it, and the CUDA event after which
-    it is valid (None on the CPU)."""
-    if flag.device.type != "cuda":
-        return flag.detach().clone(), None
-    host = torch.empty((), dtype=flag.dtype, pin_memory=True)
-    host.copy_(flag, non_blocking=True)
-    event = torch.cuda.Event()
-    event.record()
-    return host, event
 
 
 def _has_grad_scaler(trainer: L.Trainer) -> bool:

@@ -7,12 +7,14 @@ them when ``fit`` ends):
 - SLURM sends a *requeue signal* (``SIGUSR2``, asked for by the submitit launcher's
   ``signal_delay_s``, or ``SIGUSR1``, Lightning's default) before a time limit or a preemption.
   The handler only notes it. After the current optimizer step every rank agrees (any rank that
-  got it counts), ``checkpoints/last.ckpt`` is written at that step (atomically, as
-  :class:`~videomae.callbacks.checkpoint.AtomicModelCheckpoint` does), rank zero runs
-  ``scontrol requeue <job>`` when the process runs under SLURM, and every rank exits with status
-  ``128 + signal``. The requeued job starts in the same run folder, ``auto_resume`` finds the
-  checkpoint, and :class:`~videomae.callbacks.resume.ResumeDataLoader` continues with the next
-  batch: the same weights, optimizer, scheduler and data order as an unbroken run.
+  got it counts; on CUDA with several ranks the agreement is read one step later, so that the
+  host never waits for the device), ``checkpoints/last.ckpt`` is written at that step
+  (atomically, as :class:`~videomae.callbacks.checkpoint.AtomicModelCheckpoint` does), rank
+  zero runs ``scontrol requeue <job>`` when the process runs under SLURM, and every rank exits
+  with status ``128 + signal``. The requeued job starts in the same run folder,
+  ``auto_resume`` finds the checkpoint, and :class:`~videomae.callbacks.resume.ResumeDataLoader`
+  continues with the next batch: the same weights, optimizer, scheduler and data order as an
+  unbroken run.
 - A *stop signal* (``SIGTERM``: ``scancel``, or SLURM's preemption with a grace time) does the
   same without the requeue (whoever sent it decides whether the job comes back).
 
@@ -38,6 +40,7 @@ import lightning as L
 import torch
 
 from videomae.callbacks.checkpoint import save_atomically
+from videomae.callbacks.host_copy import copy_to_host
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,7 @@ class PreemptionCheckpoint(L.Callback):
         self.requeue = requeue
         self.received: int | None = None
         self._last_step = -1
+        self._in_flight: tuple[torch.Tensor, Any] | None = None  # last step's agreement (CUDA)
 
     def _note(self, signum: int, frame: Any) -> None:
         """The signal handler: only remember the signal (acted on after the optimizer step)."""
@@ -143,13 +147,26 @@ class PreemptionCheckpoint(L.Callback):
 
     def _agreed_signal(self, trainer: L.Trainer) -> int | None:
         """The signal every rank acts on: the one any rank got (a requeue signal wins over a
-        stop signal), or None. One small all-reduce per step when there are several ranks."""
+        stop signal), or None. With several ranks, one small all-reduce (max) per step; on CUDA
+        its result is read at the next step, when it has reached the host (every rank reads the
+        same step's result, so all act at the same step, one step after the signal is seen)
+        rather than waiting for the device every step."""
         code = 0
         if self.received is not None:
             code = self.received + (1000 if self.received in self.requeue_signals else 0)
         if trainer.world_size > 1:
-            agreed = torch.tensor(code, device=trainer.strategy.root_device)
-            code = int(trainer.strategy.reduce(agreed, reduce_op="max").item())
+            device = trainer.strategy.root_device
+            agreed = torch.full((), code, dtype=torch.int64, device=device)
+            torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+            host, event = copy_to_host(agreed)
+            if event is None:  # the CPU (gloo): the result is there
+                code = int(host.item())
+            else:
+                earlier, self._in_flight = self._in_flight, (host, event)
+                if earlier is None:
+                    return None
+                earlier[1].synchronize()  # a step old: done, unless the device lags that far
+                code = int(earlier[0].item())
         return code % 1000 if code else None
 
 

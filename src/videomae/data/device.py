@@ -22,6 +22,7 @@ from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
 __all__ = [
     "ERASE_FIELDS",
     "ERASE_MODES",
+    "HOST_FIELDS",
     "FinishOnDevice",
     "erase_boxes",
     "finish_batch",
@@ -89,11 +90,18 @@ def erase_boxes(video: torch.Tensor, erase: torch.Tensor | Sequence[Sequence[int
     return video
 
 
+HOST_FIELDS = ("erase", "broken")
+"""Batch fields read on the host (the erase boxes, the replaced videos' indices): kept there as
+Python lists, since reading them back from the device would make the host wait for it."""
+
+
 def host_batch(batch: Any) -> Any:
-    """Before the copy to the device: a batch's ``erase`` rows become Python lists, so that
-    they stay on the host (reading them on the device would stall it)."""
-    if isinstance(batch, MutableMapping) and isinstance(batch.get("erase"), torch.Tensor):
-        batch["erase"] = batch["erase"].tolist()
+    """Before the copy to the device: a batch's :data:`HOST_FIELDS` become Python lists, so
+    that they stay on the host."""
+    if isinstance(batch, MutableMapping):
+        for field in HOST_FIELDS:
+            if isinstance(batch.get(field), torch.Tensor):
+                batch[field] = batch[field].tolist()
     return batch
 
 
@@ -114,12 +122,13 @@ def finish_batch(batch: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
 
 
 class FinishOnDevice:
-    """Data-module hooks around the copy of a batch to the device: the ``erase`` rows stay on
-    the host (:func:`host_batch`), then the uint8 ``video`` is normalized and erased there
-    (:func:`finish_batch`). Mixed into the data modules, first in their bases."""
+    """Data-module hooks around the copy of a batch to the device: the ``erase`` rows and the
+    ``broken`` indices stay on the host (:func:`host_batch`), then the uint8 ``video`` is
+    normalized and erased there (:func:`finish_batch`). Mixed into the data modules, first in
+    their bases."""
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """The ``erase`` rows as lists (not copied to the device)."""
+        """The :data:`HOST_FIELDS` as lists (not copied to the device)."""
         return host_batch(batch)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

@@ -270,7 +270,7 @@ class RunningCellMasking:
         ``generator`` where given): bool ``(B, T' * H' * W')``, True = dropped by the decoder
         (not reconstructed), False = kept; the same number kept in every row."""
         table = self.patterns(grid, device=device)
-        counts = table.sum(dim=1)
+        counts = self.patterns(grid).sum(dim=1)  # on the host: no wait for the device
         shared = bool((counts != counts[0]).any())
         draw_device = generator.device if generator is not None else device
         offsets = torch.randint(
