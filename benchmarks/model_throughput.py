@@ -92,12 +92,14 @@ def _explicit_attend(self: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
 
 
 # ----------------------------------------------------------------------------------- one run
-def _step_fn(variant: str, model: Any, video: torch.Tensor, mask: Any) -> torch.Tensor:
+def _step_fn(
+    variant: str, model: Any, video: torch.Tensor, mask: Any, counts: Any = None
+) -> torch.Tensor:
     """One forward: HF takes the encoder mask; ours the mask pair, as the training module
-    passes it (``net(video, pair.encoder, pair.decoder)``)."""
+    passes it (``net(video, pair.encoder, pair.decoder, masking.pair_counts(grid))``)."""
     if variant == "hf_sdpa":
         return model(pixel_values=video.transpose(1, 2), bool_masked_pos=mask.encoder).loss
-    loss, _ = model(video, mask.encoder, mask.decoder)
+    loss, _ = model(video, mask.encoder, mask.decoder, counts)
     return loss
 
 
@@ -125,11 +127,12 @@ def run_variant(args: dict[str, Any]) -> dict[str, Any]:
     if args["variant"] == "ours_dual":
         masking = DualMasking(masking, RunningCellMasking(0.5))
     mask = masking.pair(batch, grid, device=device)
+    counts = masking.pair_counts(grid)
     dtype = torch.bfloat16 if args["precision"] == "bf16" else None
 
     def step() -> None:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = _step_fn(args["variant"], model, video, mask)
+            loss = _step_fn(args["variant"], model, video, mask, counts)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

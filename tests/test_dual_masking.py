@@ -425,3 +425,38 @@ def test_split_masks_reads_both_masks_like_split_mask() -> None:
     for (a, b), mask in zip(together, pair, strict=True):
         c, d = split_mask(mask, 64)
         assert torch.equal(a, c) and torch.equal(b, d)
+
+
+@pytest.mark.parametrize(
+    "masking",
+    [
+        TubeMasking(0.75),
+        RandomMasking(0.5),
+        DualMasking(TubeMasking(0.75), RunningCellMasking(0.5)),
+    ],
+)
+def test_known_counts_split_without_reading_the_device(masking) -> None:
+    """The generators' ``pair_counts`` are their masks' row counts; given them, the masks split
+    as when the counts are read from the masks, and the network's loss and prediction are the
+    same. A count that does not match is caught (an asynchronous assert: at once on the CPU)."""
+    grid = (4, 4, 4)
+    pair = masking.pair(3, grid, generator=_seeded(5))
+    counts = masking.pair_counts(grid)
+    assert counts == (int(pair.encoder.sum(1)[0]), int(pair.decoder.sum(1)[0]))
+    read = split_masks(pair.encoder, pair.decoder, num_tokens=64)
+    known = split_masks(pair.encoder, pair.decoder, num_tokens=64, counts=counts)
+    for (a, b), (c, d) in zip(read, known, strict=True):
+        assert torch.equal(a, c) and torch.equal(b, d)
+    with pytest.raises(RuntimeError):
+        split_masks(pair.encoder, pair.decoder, counts=(counts[0] + 1, counts[1]))
+    model = VideoMAEPretrain(**{**TINY, "img_size": 32, "num_frames": 8}).eval()
+    assert model.grid_size == grid
+    video = torch.randn(3, 3, 8, 32, 32, generator=_seeded(6))
+    plain = model(video, pair.encoder, pair.decoder)
+    fast = model(video, pair.encoder, pair.decoder, counts)
+    assert torch.equal(plain[0], fast[0]) and torch.equal(plain[1], fast[1])
+
+
+def test_counts_unknown_on_an_odd_grid_where_they_depend_on_the_offset() -> None:
+    masking = DualMasking(TubeMasking(0.75), RunningCellMasking(0.5))
+    assert masking.pair_counts((2, 3, 3)) is None

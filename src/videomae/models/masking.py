@@ -22,6 +22,7 @@ are masked for the encoder and kept by the decoder, ``encoder & ~decoder``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -110,6 +111,12 @@ class _EncoderMasking:
         masked token (VideoMAE V1)."""
         mask = self(batch_size, grid, device=device, generator=generator)
         return MaskPair(mask, ~mask)
+
+    def pair_counts(self, grid: Grid) -> tuple[int, int]:
+        """The True count of every row of :meth:`pair`'s masks on ``grid``: masked for the
+        encoder, dropped by the decoder (the visible tokens)."""
+        t, h, w = _check_grid(grid)
+        return self.num_masked(grid), t * h * w - self.num_masked(grid)
 
 
 @dataclass(frozen=True)
@@ -324,6 +331,14 @@ class DualMasking:
 
     pair = __call__
 
+    def pair_counts(self, grid: Grid) -> tuple[int, int] | None:
+        """The True count of every row of the encoder and the decoder mask on ``grid``; None on
+        an odd grid where the decoder's count depends on the drawn offset."""
+        try:
+            return self.encoder.num_masked(grid), self.decoder.num_masked(grid)
+        except ValueError:
+            return None
+
 
 def _check_mask(mask: torch.Tensor, num_tokens: int | None, name: str) -> None:
     """ValueError naming ``name`` unless ``mask`` is a 2-D bool mask of ``num_tokens`` tokens."""
@@ -338,9 +353,11 @@ def _check_mask(mask: torch.Tensor, num_tokens: int | None, name: str) -> None:
 
 
 def split_masks(
-    *masks: torch.Tensor, num_tokens: int | None = None
+    *masks: torch.Tensor, num_tokens: int | None = None, counts: Sequence[int] | None = None
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`split_mask` of several masks of one batch, reading their counts in one device sync.
+    """:func:`split_mask` of several masks of one batch, reading their counts in one device sync;
+    with ``counts`` (each mask's True count per row, as its generator made it) none: the counts
+    are then checked on the device (an asynchronous assert) instead of read.
 
     Returns ``(visible_ids, masked_ids)`` per mask (for a decoder mask: the kept and the dropped
     tokens' indices). Errors name ``mask`` for the first and ``decoder_mask`` for the second.
@@ -353,8 +370,14 @@ def split_masks(
                 f"{name} must have the shape of mask {tuple(masks[0].shape)}, "
                 f"got {tuple(mask.shape)}"
             )
-    # one (min, max) pair of masked counts per mask, read in a single synchronization
-    bounds = torch.stack([torch.stack(m.sum(dim=1).aminmax()) for m in masks]).tolist()
+    if counts is not None:
+        if len(counts) != len(masks):
+            raise ValueError(f"counts has {len(counts)} values for {len(masks)} masks")
+        for mask, count in zip(masks, counts, strict=True):
+            torch._assert_async((mask.sum(dim=1) == count).all())
+        bounds = [(int(c), int(c)) for c in counts]
+    else:  # one (min, max) pair of masked counts per mask, read in a single synchronization
+        bounds = torch.stack([torch.stack(m.sum(dim=1).aminmax()) for m in masks]).tolist()
     out = []
     for mask, name, (low, high) in zip(masks, names, bounds, strict=False):
         if low != high:
@@ -372,13 +395,15 @@ def split_masks(
 
 
 def split_mask(
-    mask: torch.Tensor, num_tokens: int | None = None
+    mask: torch.Tensor, num_tokens: int | None = None, count: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token indices of the visible and of the masked tokens of each clip, both ascending.
 
     Args:
         mask: bool ``(B, N)``, True = masked; every row must mask the same number of tokens.
         num_tokens: the model's ``N``; checked against ``mask.shape[1]`` when given.
+        count: the masked tokens per row when known (the generator's): not read from the
+            device (see :func:`split_masks`).
 
     Returns:
         ``(visible_ids, masked_ids)``: long ``(B, N - M)`` and ``(B, M)`` with ``M`` masked tokens
@@ -389,4 +414,4 @@ def split_mask(
         ValueError: on a mask that is not 2-D bool, has the wrong length, or whose rows mask
             different numbers of tokens. Reading the counts synchronizes with the device once.
     """
-    return split_masks(mask, num_tokens=num_tokens)[0]
+    return split_masks(mask, num_tokens=num_tokens, counts=None if count is None else [count])[0]

@@ -334,7 +334,11 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
         return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
     def forward(
-        self, video: torch.Tensor, mask: torch.Tensor, decoder_mask: torch.Tensor | None = None
+        self,
+        video: torch.Tensor,
+        mask: torch.Tensor,
+        decoder_mask: torch.Tensor | None = None,
+        counts: tuple[int, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked reconstruction: ``loss`` (float32 scalar) and ``pred``.
 
@@ -361,12 +365,17 @@ class VideoMAEPretrain(ClipGeometry, nn.Module):
             decoder_mask: optional bool ``(B, N)``, True = dropped by the decoder (not
                 reconstructed), False = kept; the same number kept per clip (ValueError
                 otherwise).
+            counts: the True count per row of ``mask`` and of ``decoder_mask`` (the second
+                unused without it) when known, as the mask generators' ``pair_counts`` give
+                them: the masks are then split without reading the counts from the device
+                (no host-device sync, no graph break under ``torch.compile``).
         """
         if decoder_mask is None:
-            visible_ids, decoded_ids = split_mask(mask, self.num_patches)
+            count = None if counts is None else counts[0]
+            visible_ids, decoded_ids = split_mask(mask, self.num_patches, count)
         else:  # the kept tokens are the decoder mask's "visible" ones
             (visible_ids, _), (decoded_ids, _) = split_masks(
-                mask, decoder_mask, num_tokens=self.num_patches
+                mask, decoder_mask, num_tokens=self.num_patches, counts=counts
             )
         latent = self.forward_encoder(video, visible_ids=visible_ids)
         pred = self.forward_decoder(latent, visible_ids, decoded_ids)

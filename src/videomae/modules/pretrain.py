@@ -72,6 +72,9 @@ class PretrainModule(VideoMAEModule):
                 "decay (a fine-tuning setting); remove the key"
             )
         self.masking = masking
+        # the masks' counts per row, known from the generator: the network need not read them
+        counts = getattr(masking, "pair_counts", None)
+        self.mask_counts = counts(net.grid_size) if counts is not None else None
         self.val_mask_seed = val_mask_seed
         # read off the unwrapped network, before FSDP/compile wrapping changes names and shapes
         names = net.no_weight_decay() if hasattr(net, "no_weight_decay") else None
@@ -98,7 +101,7 @@ class PretrainModule(VideoMAEModule):
     def forward(self, video: torch.Tensor, mask: MaskPair) -> tuple[torch.Tensor, torch.Tensor]:
         """``loss, pred`` of the network for normalized ``video`` (B, 3, T, H, W) and its masks
         (a :class:`~videomae.models.masking.MaskPair`, as :meth:`draw_mask` gives)."""
-        return self.net(video, mask.encoder, mask.decoder)
+        return self.net(video, mask.encoder, mask.decoder, self.mask_counts)
 
     # configure_model, on_fit_start and on_save_checkpoint: see VideoMAEModule
 
