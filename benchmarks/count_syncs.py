@@ -7,7 +7,9 @@ Runs ``train.py`` in this process with ``torch.cuda.set_sync_debug_mode("warn")`
 for each operation that blocks the host on the device: ``.item()``, ``.tolist()``, ``.cpu()``
 of a CUDA tensor, a boolean index, ...), then prints one line per source line with its count
 and the number of optimizer steps, so that per-step syncs stand out (a count near the step
-count). Without CUDA it runs the job and reports that nothing was counted.
+count). Without CUDA it runs the job and reports that nothing was counted. Waits on CUDA
+events are not counted (the NaN/inf guard's and the preemption agreement's reads of the previous
+step's flag: done by then unless the device lags a step behind).
 """
 
 from __future__ import annotations

@@ -284,30 +284,40 @@ def test_too_many_nonfinite_steps_in_a_row_stop_with_a_checkpoint(
     assert torch.equal(kept, poison.weights[1])  # the weights of the last finite step
 
 
-def test_device_flags_are_counted_when_they_reach_the_host() -> None:
-    """On CUDA each step's flag comes back by a non-blocking copy: the guard counts it once its
-    event has completed (no waiting), in step order, and waits for all of them only when asked
-    (epoch end, checkpoint)."""
+def test_device_flags_are_counted_a_step_late_and_the_stop_keeps_its_streak(
+    tmp_path: Path,
+) -> None:
+    """On CUDA each step's flag comes back by a non-blocking copy: the guard reads the previous
+    step's at each step (so every rank decides at the same step), all of them at a checkpoint;
+    a stop reached while a checkpoint reads the flags comes at the next step and names the
+    streak as it was, though a later finite step has reset the count since."""
+    from types import SimpleNamespace
 
     class Event:
         def __init__(self) -> None:
-            self.done = False
             self.waited = False
 
-        def query(self) -> bool:
-            return self.done
-
         def synchronize(self) -> None:
-            self.waited = self.done = True
+            self.waited = True
 
-    guard = NonFiniteGuard(max_consecutive=5)
-    events = [Event(), Event(), Event()]
+    guard = NonFiniteGuard(max_consecutive=2)
+    events = [Event() for _ in range(3)]
     for step, (flag, event) in enumerate(zip((1.0, 1.0, 0.0), events, strict=True)):
         guard._pending.append((step, 0, torch.tensor(flag), event))
-    guard._read_flags(None, wait=False)
-    assert guard.skipped == 0  # the first flag has not arrived: nothing counted, nothing waited
-    events[0].done = True
-    guard._read_flags(None, wait=False)
-    assert (guard.skipped, guard.in_a_row, len(guard._pending)) == (1, 1, 2)
-    assert guard.state_dict() == {"skipped": 2, "in_a_row": 0, "first": None}  # waits for all
-    assert events[1].waited and events[2].waited and not guard._pending
+        guard._read_flags(None, keep=1)
+    assert (guard.skipped, guard.in_a_row, len(guard._pending)) == (2, 2, 1)
+    assert [e.waited for e in events] == [True, True, False]
+    assert guard.state_dict() == {"skipped": 2, "in_a_row": 0, "first": None}  # reads all
+    assert events[2].waited and not guard._pending
+    saved: list[str] = []
+    trainer = SimpleNamespace(checkpoint_callback=None, default_root_dir=str(tmp_path))
+    from videomae.callbacks import nonfinite
+
+    original = nonfinite.save_atomically
+    nonfinite.save_atomically = lambda trainer, path: saved.append(path)
+    try:
+        with pytest.raises(NonFiniteLossError, match=r"for 2 optimizer steps in a row \(steps 0-1"):
+            guard._read_flags(trainer, keep=1)  # the next step: the stop noted at the checkpoint
+    finally:
+        nonfinite.save_atomically = original
+    assert saved == [str(tmp_path / "checkpoints" / "nonfinite_step_000001.ckpt")]

@@ -319,3 +319,8 @@ def test_ranks_agree_on_a_signal_one_step_later_on_cuda(monkeypatch: pytest.Monk
     assert callback._agreed_signal(trainer) is None  # step 2 reads step 1's agreement
     assert callback._agreed_signal(trainer) == signals.SIGUSR2  # step 3 reads step 2's
     assert [e.waited for e in events] == [True, True, False]
+    # an epoch's last step: its agreement is read at the epoch's end, before validation
+    acted: list[int] = []
+    monkeypatch.setattr(callback, "_act", lambda trainer, signum: acted.append(signum))
+    callback.on_train_epoch_end(trainer, None)
+    assert acted == [signals.SIGUSR2] and events[2].waited and callback._in_flight is None

@@ -80,6 +80,11 @@ class ProgressBar(RichProgressBar):
         self._shown: dict[str, Any] | None = None
         self._read = True
 
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A new epoch's bar: the first batch reads the metrics (not the sanity check's)."""
+        self._shown = None
+        super().on_train_epoch_start(trainer, pl_module)
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:

@@ -14,10 +14,11 @@ scale (overflows are routine while it calibrates); the guard then does nothing.
 
 With a fused AdamW (ours on CUDA) the skip is decided on the device, without waiting for it:
 the optimizer's ``found_inf`` flag (the one ``GradScaler`` uses) makes the fused kernel leave
-weights, moments and step count as they were, and the host reads each step's flag once the
-device has produced it (a non-blocking copy, usually a step later): the warning, the count and
-the stop come that much later, the weights kept are the same. Otherwise (the CPU, other
-optimizers) the host reads the norm at once: one host-device synchronization per step.
+weights, moments and step count as they were, and the host reads each step's flag (a
+non-blocking copy) at the next step, on every rank alike, and all pending flags at an epoch's
+end and at a checkpoint: the warning, the count and the stop come a step later, the weights
+kept are the same. Otherwise (the CPU, other optimizers) the host reads the norm at once: one
+host-device synchronization per step.
 
 Cost: one small reduction of the gradient norms per optimizer step; ``callbacks.nonfinite=null``
 turns the guard off.
@@ -73,6 +74,7 @@ class NonFiniteGuard(L.Callback):
         # device-decided steps whose flag the host has not read yet: (step, epoch, flag, event)
         self._pending: deque[tuple[int, int, torch.Tensor, Any]] = deque()
         self._limit_step: int | None = None  # the step that reached max_consecutive
+        self._limit_row: tuple[int, int | None] = (0, None)  # (in a row, first) at that step
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
@@ -83,14 +85,19 @@ class NonFiniteGuard(L.Callback):
         params = [p for group in optimizer.param_groups for p in group["params"]]
         norm = _total_grad_norm(params)
         step = trainer.global_step
-        if norm is not None and _skips_on_device(optimizer):
-            bad = (~torch.isfinite(norm)).float()
+        if _skips_on_device(optimizer):
+            if norm is None:  # no gradient here (e.g. an empty shard): this rank votes finite
+                bad = torch.zeros((), device=trainer.strategy.root_device)
+            else:
+                bad = (~torch.isfinite(norm)).float()
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 # sharded gradients: any rank's shard (no barrier: the host does not wait)
                 torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
             optimizer.found_inf = bad  # the fused kernel skips the update where it is 1
             self._pending.append((step, trainer.current_epoch, *copy_to_host(bad)))
-            self._read_flags(trainer, wait=False)
+            # the previous step's flag (CUDA; on the CPU this one's): every rank reads the same
+            # step's flag at the same step, so all of them stop at the same step
+            self._read_flags(trainer, keep=1 if self._pending[-1][3] is not None else 0)
         else:
             if getattr(optimizer, "found_inf", None) is not None:
                 optimizer.found_inf = None  # no stale flag from an earlier step
@@ -99,29 +106,31 @@ class NonFiniteGuard(L.Callback):
             if not finite:
                 for p in params:
                     p.grad = None
-            self._count(trainer, step, trainer.current_epoch, finite)
+            self._count(step, trainer.current_epoch, finite)
+            if self._limit_step is not None:
+                self._stop(trainer, self._limit_step)
         pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Read the flags still on their way (the epoch's count complete)."""
-        if self._pending:
-            self._read_flags(trainer, wait=True)
-            pl_module.log("train/nonfinite_steps", float(self.skipped), on_epoch=True)
+        """Read the flags still on their way (the epoch's count complete; the same point on
+        every rank)."""
+        self._read_flags(trainer, keep=0)
+        pl_module.log("train/nonfinite_steps", float(self.skipped), on_epoch=True)
 
-    def _read_flags(self, trainer: L.Trainer | None, wait: bool) -> None:
-        """Count the device-decided steps whose flag has reached the host (all, with
-        ``wait``), in order."""
-        while self._pending:
-            step, epoch, flag, event = self._pending[0]
+    def _read_flags(self, trainer: L.Trainer | None, keep: int) -> None:
+        """Count the device-decided steps in order, all but the last ``keep``, waiting for each
+        flag's copy (a step old: done, unless the device lags that far); with ``trainer``, stop
+        the run if ``max_consecutive`` was reached."""
+        while len(self._pending) > keep:
+            step, epoch, flag, event = self._pending.popleft()
             if event is not None:
-                if not wait and not event.query():
-                    return
                 event.synchronize()
-            self._pending.popleft()
-            self._count(trainer, step, epoch, not bool(flag.item()))
+            self._count(step, epoch, not bool(flag.item()))
+        if self._limit_step is not None and trainer is not None:
+            self._stop(trainer, self._limit_step)
 
-    def _count(self, trainer: L.Trainer | None, step: int, epoch: int, finite: bool) -> None:
-        """Book one optimizer step; stop the run after ``max_consecutive`` skipped in a row."""
+    def _count(self, step: int, epoch: int, finite: bool) -> None:
+        """Book one optimizer step; note the step that makes ``max_consecutive`` in a row."""
         if finite:
             self.in_a_row = 0
             self.first_of_row = None
@@ -137,26 +146,25 @@ class NonFiniteGuard(L.Callback):
             self.in_a_row,
             self.skipped,
         )
-        if self.in_a_row >= self.max_consecutive:
-            self._limit_step = step
-        if self._limit_step is not None and trainer is not None:
-            self._stop(trainer, self._limit_step)
+        if self.in_a_row >= self.max_consecutive and self._limit_step is None:
+            self._limit_step, self._limit_row = step, (self.in_a_row, self.first_of_row)
 
     def _stop(self, trainer: L.Trainer, step: int) -> None:
+        in_a_row, first = self._limit_row
         folder = getattr(trainer.checkpoint_callback, "dirpath", None)
         folder = Path(folder or Path(trainer.default_root_dir) / "checkpoints")
         path = folder / f"nonfinite_step_{step:06d}.ckpt"
         save_atomically(trainer, str(path))
         raise NonFiniteLossError(
-            f"the gradients were NaN/inf for {self.in_a_row} optimizer steps in a row (steps "
-            f"{self.first_of_row}-{step}, callbacks.nonfinite.max_consecutive="
+            f"the gradients were NaN/inf for {in_a_row} optimizer steps in a row (steps "
+            f"{first}-{step}, callbacks.nonfinite.max_consecutive="
             f"{self.max_consecutive}); the run stops. The last finite weights are in {path}. "
             "Lower model.optim.base_lr, raise the warmup, or check the data of those steps."
         )
 
     def state_dict(self) -> dict[str, Any]:
         """The counts, kept in checkpoints so a resumed run continues them."""
-        self._read_flags(None, wait=True)
+        self._read_flags(None, keep=0)  # a stop this reaches comes at the next step
         return {"skipped": self.skipped, "in_a_row": self.in_a_row, "first": self.first_of_row}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -108,7 +108,19 @@ class PreemptionCheckpoint(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Install the handlers (when there was no sanity check)."""
         self._last_step = trainer.global_step
+        self._in_flight = None
         self._install()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Act on the last step's agreement still on its way (CUDA, several ranks) before the
+        epoch's validation and checkpoints, at the same point on every rank."""
+        if self._in_flight is not None:
+            host, event = self._in_flight
+            self._in_flight = None
+            event.synchronize()
+            code = int(host.item())
+            if code:
+                self._act(trainer, code % 1000)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
@@ -119,8 +131,11 @@ class PreemptionCheckpoint(L.Callback):
             return
         self._last_step = trainer.global_step
         signum = self._agreed_signal(trainer)
-        if signum is None:
-            return
+        if signum is not None:
+            self._act(trainer, signum)
+
+    def _act(self, trainer: L.Trainer, signum: int) -> None:
+        """Checkpoint at the current step, requeue (SLURM, requeue signals), exit everywhere."""
         path = _last_checkpoint_path(trainer)
         save_atomically(trainer, str(path))
         name = signal.Signals(signum).name

@@ -374,7 +374,8 @@ def split_masks(
         if len(counts) != len(masks):
             raise ValueError(f"counts has {len(counts)} values for {len(masks)} masks")
         for mask, count in zip(masks, counts, strict=True):
-            torch._assert_async((mask.sum(dim=1) == count).all())
+            # with a message: the form torch.compile keeps (it drops the bare one)
+            torch._assert_async((mask.sum(dim=1) == count).all(), "mask count differs")
         bounds = [(int(c), int(c)) for c in counts]
     else:  # one (min, max) pair of masked counts per mask, read in a single synchronization
         bounds = torch.stack([torch.stack(m.sum(dim=1).aminmax()) for m in masks]).tolist()
