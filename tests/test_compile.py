@@ -78,7 +78,10 @@ def _skip_without_inductor() -> None:
 
 def test_compiled_run_trains_once_compiled_and_resumes(tmp_path: Path) -> None:
     _skip_without_inductor()
+    from torch._dynamo.utils import counters
+
     torch._dynamo.reset()
+    counters.clear()  # dynamo's counters outlive reset(): earlier tests' breaks are not ours
     torch.manual_seed(0)
     count = _GraphCount()
     module = _module()
@@ -86,8 +89,6 @@ def test_compiled_run_trains_once_compiled_and_resumes(tmp_path: Path) -> None:
     assert module._compiled
     # compiled at the first step; the later steps reuse the graphs (fixed visible count)
     assert count.after_step[1] == count.after_step[-1] > 0, count.after_step
-    from torch._dynamo.utils import counters
-
     # the mask counts come from the generator (module.mask_counts): nothing is read back from
     # the device in the forward, so dynamo makes one graph of it, without a break
     assert module.mask_counts == (24, 8)  # grid (2, 4, 4), 75% masked
