@@ -94,10 +94,7 @@ class NonFiniteGuard(L.Callback):
                 # sharded gradients: any rank's shard (no barrier: the host does not wait)
                 torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
             optimizer.found_inf = bad  # the fused kernel skips the update where it is 1
-            self._pending.append((step, trainer.current_epoch, *copy_to_host(bad)))
-            # the previous step's flag (CUDA; on the CPU this one's): every rank reads the same
-            # step's flag at the same step, so all of them stop at the same step
-            self._read_flags(trainer, keep=1 if self._pending[-1][3] is not None else 0)
+            flag, event = copy_to_host(bad)
         else:
             if getattr(optimizer, "found_inf", None) is not None:
                 optimizer.found_inf = None  # no stale flag from an earlier step
@@ -106,9 +103,11 @@ class NonFiniteGuard(L.Callback):
             if not finite:
                 for p in params:
                     p.grad = None
-            self._count(step, trainer.current_epoch, finite)
-            if self._limit_step is not None:
-                self._stop(trainer, self._limit_step)
+            flag, event = torch.tensor(0.0 if finite else 1.0), None
+        self._pending.append((step, trainer.current_epoch, flag, event))
+        # on CUDA the previous step's flag, else this one's: every rank reads the same step's
+        # flag at the same step, so all of them stop at the same step
+        self._read_flags(trainer, keep=0 if event is None else 1)
         pl_module.log("train/nonfinite_steps", float(self.skipped), on_step=True, on_epoch=False)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -114,13 +114,9 @@ class PreemptionCheckpoint(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Act on the last step's agreement still on its way (CUDA, several ranks) before the
         epoch's validation and checkpoints, at the same point on every rank."""
-        if self._in_flight is not None:
-            host, event = self._in_flight
-            self._in_flight = None
-            event.synchronize()
-            code = int(host.item())
-            if code:
-                self._act(trainer, code % 1000)
+        signum = self._landed()
+        if signum is not None:
+            self._act(trainer, signum)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any
@@ -174,15 +170,26 @@ class PreemptionCheckpoint(L.Callback):
             agreed = torch.full((), code, dtype=torch.int64, device=device)
             torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
             host, event = copy_to_host(agreed)
-            if event is None:  # the CPU (gloo): the result is there
-                code = int(host.item())
-            else:
-                earlier, self._in_flight = self._in_flight, (host, event)
-                if earlier is None:
-                    return None
-                earlier[1].synchronize()  # a step old: done, unless the device lags that far
-                code = int(earlier[0].item())
-        return code % 1000 if code else None
+            if event is not None:  # CUDA: act on the previous step's agreement
+                signum, self._in_flight = self._landed(), (host, event)
+                return signum
+            code = int(host.item())  # the CPU (gloo): the result is there
+        return _decoded_signal(code)
+
+    def _landed(self) -> int | None:
+        """The signal of the agreement in flight (waiting on its copy: a step old, done unless
+        the device lags that far), or None; nothing is in flight afterwards."""
+        if self._in_flight is None:
+            return None
+        (host, event), self._in_flight = self._in_flight, None
+        event.synchronize()
+        return _decoded_signal(int(host.item()))
+
+
+def _decoded_signal(code: int) -> int | None:
+    """The signal number of an agreed code (requeue signals carry +1000 so that they win the
+    max), or None for 0."""
+    return code % 1000 if code else None
 
 
 def _last_checkpoint_path(trainer: L.Trainer) -> Path:
