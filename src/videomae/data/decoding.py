@@ -531,6 +531,8 @@ def _pyav_frames(
     )
     if not by_time:
         got.clear()
+        if decoder is not None and index.pts is not None:  # after a first pass: start afresh
+            decoder.flush_buffers()
         _decode_range(
             file, unique, container, stream, index, size, got, by_time=False, decoder=decoder
         )
@@ -545,11 +547,10 @@ def _pyav_frames(
 
 def _decoded(container, stream, decoder):
     """The frames of ``stream`` from where the container was sought: decoded by the stream's
-    own decoder, or by ``decoder`` (a codec context, flushed first) fed the demuxed packets."""
+    own decoder, or by ``decoder`` (a codec context) fed the demuxed packets."""
     if decoder is None:
         yield from container.decode(stream)
         return
-    decoder.flush_buffers()
     for packet in container.demux(stream):
         yield from decoder.decode(packet)  # the last, empty packet drains the decoder
 
