@@ -432,8 +432,7 @@ def _nvdec_starts() -> bool:
 
 def _fresh_nvdec(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget which NVDEC decoders opened in this process (and how), for one test."""
-    monkeypatch.setattr(decoding, "_nvdec_usable", {})
-    monkeypatch.setattr(decoding, "_nvdec_shared", {})
+    monkeypatch.setattr(decoding, "_nvdec_way", {})
     monkeypatch.setattr(decoding, "_nvdec_held", [])
 
 
@@ -466,7 +465,7 @@ def test_nvdec_route_decodes_like_pyav(
             warnings.simplefilter("error")  # no fallback taken
             got = read_frames(clips[name], pick, backend="nvdec", short_side=side)
         assert torch.equal(got, read_frames(clips[name], pick, backend="pyav", short_side=side))
-    assert set(decoding._nvdec_usable.values()) == {True}
+    assert list(decoding._nvdec_way.values()) in (["shared"], ["own"])  # opened, one codec
 
 
 def test_nvdec_broken_file_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -495,7 +494,7 @@ def test_nvdec_on_the_gpu_matches_the_cpu(
     cpu = read_frames(clips[name], wanted, backend="pyav")
     assert decoded_frame_ids(gpu) == [39, 0, 17, 17, 3]
     assert (gpu.int() - cpu.int()).abs().max() <= 3
-    assert set(decoding._nvdec_usable.values()) == {True}
+    assert list(decoding._nvdec_way.values()) in (["shared"], ["own"])  # opened, one codec
 
 
 def test_nvdec_leaves_avi_and_odd_sizes_to_the_cpu(
@@ -509,7 +508,7 @@ def test_nvdec_leaves_avi_and_odd_sizes_to_the_cpu(
             warnings.simplefilter("error")
             got = read_frames(path, _take([0, 5]), backend="nvdec")
         assert torch.equal(got, read_frames(path, _take([0, 5]), backend="auto"))
-    assert decoding._nvdec_usable == {}  # no NVDEC decoder was opened
+    assert decoding._nvdec_way == {}  # no NVDEC decoder was opened
 
 
 def test_nvdec_failure_on_a_file_decodes_it_on_the_cpu(
@@ -532,7 +531,7 @@ def test_nvdec_failure_on_a_file_decodes_it_on_the_cpu(
     with pytest.warns(RuntimeWarning, match=rf"{re.escape(str(path))} did not decode on NVDEC"):
         got = read_frames(path, _take([3, 1]), backend="nvdec")
     assert torch.equal(got, read_frames(path, _take([3, 1]), backend="auto"))
-    assert decoding._nvdec_usable == {"h264": True}
+    assert decoding._nvdec_way.get("h264") in ("shared", "own")  # still on for the codec
 
 
 def test_nvdec_opens_on_the_shared_cuda_context_first(
@@ -562,7 +561,7 @@ def test_nvdec_opens_on_the_shared_cuda_context_first(
     assert len(asked) == 1  # once per codec and process
     assert asked[0][0] == ("cuda",)
     assert asked[0][1]["device"] == "1" and asked[0][1]["options"] == {"primary_ctx": "1"}
-    assert decoding._nvdec_usable == {"h264": True} and decoding._nvdec_shared == {"h264": False}
+    assert decoding._nvdec_way == {"h264": "own"}
 
 
 def test_nvdec_file_it_does_not_open_is_decoded_on_the_cpu(
@@ -570,8 +569,7 @@ def test_nvdec_file_it_does_not_open_is_decoded_on_the_cpu(
 ) -> None:
     """Once NVDEC has opened for a codec, a file it refuses to open (e.g. a 10-bit H.264 the
     GPU lacks) is decoded on the CPU with a warning naming it; the codec stays on NVDEC."""
-    monkeypatch.setattr(decoding, "_nvdec_usable", {"h264": True})
-    monkeypatch.setattr(decoding, "_nvdec_shared", {"h264": True})
+    monkeypatch.setattr(decoding, "_nvdec_way", {"h264": "shared"})
     monkeypatch.setattr(decoding, "_nvdec_name", lambda context: context.name)
     monkeypatch.setattr(decoding, "_warned_fallback", set())
 
@@ -583,7 +581,7 @@ def test_nvdec_file_it_does_not_open_is_decoded_on_the_cpu(
     with pytest.warns(RuntimeWarning, match=r"h264\.mp4 did not decode on NVDEC \(NVDEC does not"):
         got = read_frames(path, _take([3, 1]), backend="nvdec")
     assert torch.equal(got, read_frames(path, _take([3, 1]), backend="auto"))
-    assert decoding._nvdec_usable == {"h264": True}
+    assert decoding._nvdec_way == {"h264": "shared"}
 
 
 def test_nvdec_decoders_are_found_by_codec_id() -> None:

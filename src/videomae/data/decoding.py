@@ -74,8 +74,9 @@ BACKENDS = ("auto", "decord", "pyav", "nvdec")
 """The values of ``backend``."""
 
 _warned_fallback: set[str] = set()  # files PyAV decoded for decord in this process
-_nvdec_usable: dict[str, bool] = {}  # codec -> whether its NVDEC decoder starts, per process
-_nvdec_shared: dict[str, bool] = {}  # codec -> whether it opens on the shared CUDA context
+# codec -> how its NVDEC decoder opened in this process: "shared" (on the GPU's primary CUDA
+# context), "own" (a context per decoder), or None (it does not start: decoded on the CPU)
+_nvdec_way: dict[str, str | None] = {}
 # the last NVDEC decoder opened in this process, kept until the next one is open: it holds a
 # reference to the GPU's primary CUDA context, which the driver resets when the last one goes
 _nvdec_held: list = []
@@ -600,28 +601,28 @@ def _nvdec_decoder(file: Path, stream):
     codec = source.name
     if _container_kind(file) == "AVI" or source.width % 2 or source.height % 2:
         raise _NoNvdecError(codec)
-    if _nvdec_usable.get(codec) is False:
+    opened = codec in _nvdec_way  # before, for another file of this codec, in this process
+    if opened and _nvdec_way[codec] is None:
         raise _NoNvdecError(codec)
     name = _nvdec_name(source)
     if name is None:
         causes = [f"PyAV's FFmpeg has no NVDEC decoder for {codec}"]
     else:
         causes = []
-        for shared in (True, False):
-            if _nvdec_shared.get(codec) is (not shared):
-                continue  # this way failed (or the other worked) before, in this process
+        # the way that worked before; the first time, the shared context, then a context of its own
+        for shared in (_nvdec_way[codec] == "shared",) if opened else (True, False):
             try:
                 decoder = _open_nvdec(name, source, shared)
             except Exception as err:
-                way = "on the shared CUDA context" if shared else "with a context of its own"
-                causes.append(f"{name} does not start {way}: {_short(err)}")
+                how = "on the shared CUDA context" if shared else "with a context of its own"
+                causes.append(f"{name} does not start {how}: {_short(err)}")
                 continue
-            _nvdec_usable[codec], _nvdec_shared[codec] = True, shared
+            _nvdec_way[codec] = "shared" if shared else "own"
             _nvdec_held[:] = [decoder]  # the previous one is freed only now
             return decoder
-    if _nvdec_usable.get(codec):  # opened for other files: this one it does not take
+    if opened:  # opened for other files: this one it does not take
         raise VideoDecodeError(file, f"NVDEC does not open it ({'; '.join(causes)})")
-    _nvdec_usable[codec] = False
+    _nvdec_way[codec] = None
     warnings.warn(
         f"data.backend=nvdec: no NVDEC for {codec} videos here ({'; '.join(causes)}); they are "
         "decoded on the CPU as with backend=auto",
