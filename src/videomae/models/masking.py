@@ -22,6 +22,7 @@ are masked for the encoder and kept by the decoder, ``encoder & ~decoder``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -276,15 +277,24 @@ class RunningCellMasking:
         """Decoder masks of ``batch_size`` clips on ``grid``, drawn on ``device`` (offsets from
         ``generator`` where given): bool ``(B, T' * H' * W')``, True = dropped by the decoder
         (not reconstructed), False = kept; the same number kept in every row."""
-        table = self.patterns(grid, device=device)
-        counts = self.patterns(grid).sum(dim=1)  # on the host: no wait for the device
-        shared = bool((counts != counts[0]).any())
+        table, shared = _running_cell_table(self, tuple(grid), device)
         draw_device = generator.device if generator is not None else device
         offsets = torch.randint(
             CELL, (1 if shared else batch_size,), device=draw_device, generator=generator
         )
         offsets = offsets.to(table.device).expand(batch_size)
         return table[offsets]
+
+
+@functools.lru_cache(maxsize=16)
+def _running_cell_table(
+    masking: RunningCellMasking, grid: tuple[int, ...], device: torch.device | str | None
+) -> tuple[torch.Tensor, bool]:
+    """``masking.patterns(grid)`` on ``device``, and whether the clips of a batch share one
+    offset on ``grid`` (the rows drop different counts), made once per masking, grid and device:
+    the count is read on the host, so drawing masks never waits for the device."""
+    counts = masking.patterns(grid).sum(dim=1)
+    return masking.patterns(grid, device=device), bool((counts != counts[0]).any())
 
 
 @dataclass(frozen=True)
