@@ -71,7 +71,7 @@ class FrameCache:
         self.max_bytes = int(max_bytes)
         self.bytes = 0
         self.full = False
-        self.passed: set[tuple[str, int, int | None]] = set()
+        self._passed: set[tuple[str, int, int | None]] = set()
         self._videos: dict[tuple[str, int, int | None], torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -83,13 +83,17 @@ class FrameCache:
 
     def wants(self, key: tuple[str, int, int | None]) -> bool:
         """Whether a video not in the cache is worth decoding whole to keep it."""
-        return not self.full and key not in self.passed
+        return not self.full and key not in self._passed
+
+    def pass_over(self, key: tuple[str, int, int | None]) -> None:
+        """Never try to keep ``key`` whole again (too large, or it does not decode whole)."""
+        self._passed.add(key)
 
     def put(self, key: tuple[str, int, int | None], frames: torch.Tensor) -> bool:
         """Keep ``frames`` under ``key`` if they fit in what is left; whether they were kept."""
         size = frames.numel() * frames.element_size()
         if size > self.max_bytes:
-            self.passed.add(key)
+            self.pass_over(key)
             return False
         if self.bytes + size > self.max_bytes:
             self.full = True
@@ -311,7 +315,7 @@ class VideoClipDataset(Dataset):
             try:
                 video = decode(np.arange)
             except VideoDecodeError:
-                self.cache.passed.add(key)
+                self.cache.pass_over(key)
                 return decode(sampler)
             self.cache.put(key, video)
         return video[torch.from_numpy(np.asarray(sampler(len(video)), dtype=np.int64))]
