@@ -251,19 +251,56 @@ def test_pyav_seeks_instead_of_decoding_everything(
         return original(self, *args, **kwargs)
 
     decoded = []
-    original_decode = av.container.InputContainer.decode
+    original_decode = decoding._decoded
 
-    def counting_decode(self, *args, **kwargs):
-        for frame in original_decode(self, *args, **kwargs):
+    def counting_decode(*args, **kwargs):
+        for frame in original_decode(*args, **kwargs):
             decoded.append(frame.pts)
             yield frame
 
     monkeypatch.setattr(av.VideoFrame, "to_ndarray", counting)
-    monkeypatch.setattr(av.container.InputContainer, "decode", counting_decode)
+    monkeypatch.setattr(decoding, "_decoded", counting_decode)
     out = read_frames(path, _take([33, 31]), backend="pyav")
     assert decoded_frame_ids(out) == [33, 31]
     assert len(converted) == 2  # only the needed frames are converted
     assert 4 <= len(decoded) <= 10  # from the key frame at 30 to frame 33, not 34 frames
+
+
+def test_pyav_skips_frames_no_other_frame_refers_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """H.264 with B-frames that are not references (key frame every 20): a sparse clip decodes
+    the reference frames and the wanted ones only, and gives the frames a full decode gives."""
+    path = tmp_path / "bframes.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(
+            "libx264",
+            rate=Fraction(25),
+            options={"g": "20", "bf": "3", "x264-params": "b-pyramid=none:b-adapt=0:scenecut=0"},
+        )
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for picture in level_frames(40, HEIGHT, WIDTH):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode(None))
+    decoded: list[int] = []
+    original_decode = decoding._decoded
+
+    def counting_decode(*args, **kwargs):
+        for frame in original_decode(*args, **kwargs):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(decoding, "_decoded", counting_decode)
+    wanted = [38, 22, 30, 22]
+    skipping = read_frames(path, _take(wanted), backend="pyav")
+    skipped_run, decoded[:] = list(decoded), []
+    monkeypatch.setattr(decoding, "_SKIPS_NONREF", frozenset())  # every frame decoded
+    full = read_frames(path, _take(wanted), backend="pyav")
+    assert decoded_frame_ids(skipping) == wanted
+    assert torch.equal(skipping, full)
+    assert torch.equal(skipping, read_frames(path, _take(wanted), backend="decord"))
+    assert len(decoded) == 19  # frames 20..38: from the key frame to the last wanted one
+    assert len(skipped_run) <= 9  # I and P frames (20, 24, ..., 36) and the wanted 22, 30, 38
 
 
 # --------------------------------------------------------------------------------- broken

@@ -546,14 +546,25 @@ def _pyav_frames(
     return [got[i] for i in unique.tolist()]
 
 
-def _decoded(container, stream, decoder):
+# decoders that honour ``skip_frame`` packet by packet and whose "non-reference" is exact: an
+# H.264 frame whose slices all have nal_ref_idc 0, a VP8/VP9 frame that refreshes no reference
+_SKIPS_NONREF = frozenset({"h264", "vp8", "vp9"})
+
+
+def _decoded(container, stream, decoder, keep: set[int] | None = None):
     """The frames of ``stream`` from where the container was sought: decoded by the stream's
-    own decoder, or by ``decoder`` (a codec context) fed the demuxed packets."""
-    if decoder is None:
-        yield from container.decode(stream)
-        return
+    own decoder, or by ``decoder`` (a codec context) fed the demuxed packets. ``keep``: the
+    timestamps of the wanted frames; a frame outside it that no other frame refers to is not
+    decoded at all (where the decoder can tell, :data:`_SKIPS_NONREF`), which leaves the
+    others bit for bit as they were."""
+    context = decoder if decoder is not None else stream.codec_context
+    skip = keep is not None and context.codec.name in _SKIPS_NONREF
+    context.skip_frame = "DEFAULT"
     for packet in container.demux(stream):
-        yield from decoder.decode(packet)  # the last, empty packet drains the decoder
+        if skip:
+            wanted = packet.pts is None or packet.pts in keep
+            context.skip_frame = "DEFAULT" if wanted else "NONREF"
+        yield from context.decode(packet)  # the last, empty packet drains the decoder
 
 
 @functools.cache
@@ -656,12 +667,15 @@ def _decode_range(
         position_of = {p: i for i, p in enumerate(index.pts)}
         key = max((k for k in index.keyframes if k <= first), default=0)
         container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
+        # frames no other refers to are skipped; not in AVI files, whose timestamps may not be
+        # the frames' own (packed B-frames), which this pass detects from every decoded frame
+        keep = None if _container_kind(file) == "AVI" else {index.pts[i] for i in wanted}
     else:
-        position_of = None
+        position_of, keep = None, None
         container.seek(0, stream=stream, backward=True, any_frame=False)
     position = -1
     try:
-        for frame in _decoded(container, stream, decoder):
+        for frame in _decoded(container, stream, decoder, keep):
             if position_of is not None:
                 found = position_of.get(frame.pts)
                 if found is None:
