@@ -195,38 +195,58 @@ def test_frame_folder_without_images(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- fallback
 
 
-def test_pyav_fallback_when_decord_cannot_open(
+def test_decord_fallback_when_pyav_cannot_open(
     clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = clips["h264.mkv"]
     wanted = [22, 2, 2, 15]
-    expected = read_frames(path, _take(wanted), backend="decord")
+    expected = read_frames(path, _take(wanted), backend="pyav")
 
     def broken(*args, **kwargs):
-        raise RuntimeError("simulated decord failure")
+        raise av.error.InvalidDataError(1094995529, "simulated PyAV failure")
 
-    monkeypatch.setattr(decoding.decord, "VideoReader", broken)
+    monkeypatch.setattr(decoding.av, "open", broken)
     monkeypatch.setattr(decoding, "_warned_fallback", set())
-    with pytest.warns(RuntimeWarning, match=re.escape(str(path)) + ".*simulated decord failure"):
+    with pytest.warns(RuntimeWarning, match=re.escape(str(path)) + ".*simulated PyAV failure"):
         frames = read_frames(path, _take(wanted))
     assert torch.equal(frames, expected)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the warning comes once per file
         assert torch.equal(read_frames(path, _take(wanted)), expected)
     assert video_length(path) == FRAMES
-    assert probe(path).backend == "pyav"
-    with pytest.raises(VideoDecodeError, match="simulated decord failure"):
-        read_frames(path, _take(wanted), backend="decord")
+    with pytest.raises(VideoDecodeError, match="simulated PyAV failure"):
+        read_frames(path, _take(wanted), backend="pyav")
 
 
-def test_pyav_fallback_for_decord_width_bug(tmp_path: Path) -> None:
+def test_decord_fallback_decodes_the_clip_pyav_was_asked_for(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyAV fails part way: decord decodes the frames the sampler chose for PyAV, without asking
+    the sampler again (a random sampler would pick another clip)."""
+    path = clips["h264.mp4"]
+    monkeypatch.setattr(decoding, "_warned_fallback", set())
+
+    def failing(container, stream, decoder, keep=None):
+        raise av.error.InvalidDataError(1094995529, "simulated decoding error")
+        yield
+
+    monkeypatch.setattr(decoding, "_decoded", failing)
+    picks = iter([[7, 3, 30], [1, 2, 4]])
+    with pytest.warns(RuntimeWarning, match="decoding it with decord instead"):
+        frames = read_frames(path, lambda n: np.array(next(picks)))
+    assert decoded_frame_ids(frames) == [7, 3, 30]
+
+
+def test_auto_reads_with_pyav_what_decord_cannot(tmp_path: Path) -> None:
     # decord 0.6 opens a 48-pixel-wide video but fails to decode it (engineering notes)
     path = write_video(tmp_path / "w48.mp4", level_frames(10, 32, 48))
     with pytest.raises(VideoDecodeError, match="decoding fails"):
         read_frames(path, _take([0]), backend="decord")
-    with pytest.warns(RuntimeWarning, match="decord cannot read"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyAV reads it: no fallback
         frames = read_frames(path, _take([9, 0, 4]))
     assert frames.shape == (3, 32, 48, 3) and decoded_frame_ids(frames) == [9, 0, 4]
+    assert probe(path).backend == "pyav"
 
 
 def test_pyav_seeks_instead_of_decoding_everything(
@@ -389,7 +409,7 @@ def test_probe_fixture_clips(clips: dict[str, Path]) -> None:
             height=HEIGHT,
             duration_s=pytest.approx(1.6),
             codec=codecs[name],
-            backend="decord",
+            backend="pyav",
             declared_frames=FRAMES,
         )
 
@@ -453,6 +473,15 @@ def test_auto_reads_avi_files_with_pyav(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(decoding, "_read_decord", refuse)
     frames = read_frames(path, _take([0, 163]))
     assert frames.shape == (2, 240, 320, 3)
+    real = decoding._read_pyav
+
+    def failing(file, *args, **kwargs):
+        real(file, *args, **kwargs)
+        raise VideoDecodeError(file, "simulated PyAV failure")
+
+    monkeypatch.setattr(decoding, "_read_pyav", failing)
+    with pytest.raises(VideoDecodeError, match="simulated PyAV failure"):
+        read_frames(path, _take([0]))  # not handed to decord even then
     with pytest.raises(AssertionError, match="decord was asked"):
         read_frames(SHARED_VIDEOS / "k400_style_340x256_h264.mp4", _take([0]))
 
@@ -558,10 +587,10 @@ def test_nvdec_failure_on_a_file_decodes_it_on_the_cpu(
     monkeypatch.setattr(decoding, "_warned_fallback", set())
     real = decoding._decoded
 
-    def failing(container, stream, decoder):
+    def failing(container, stream, decoder, keep=None):
         if decoder is not None:
             raise av.error.InvalidDataError(1094995529, "cuvid decode callback error")
-        yield from real(container, stream, decoder)
+        yield from real(container, stream, decoder, keep)
 
     monkeypatch.setattr(decoding, "_decoded", failing)
     path = clips["h264.mp4"]

@@ -250,7 +250,7 @@ def summarize(reports: Sequence[EntryReport], top: int = 5) -> dict[str, Any]:
         "fps": _stats([r.fps for r in readable if r.fps]),
         "frames": _stats([r.num_frames for r in readable]),
         "seconds": _stats([r.duration_s for r in readable if r.duration_s is not None]),
-        "pyav_fallback": sum(r.backend == "pyav" for r in readable),
+        "decord_fallback": sum(r.backend == "decord" for r in readable),
     }
 
 
@@ -273,8 +273,8 @@ def _print_text(reports: Sequence[EntryReport], summary: dict[str, Any]) -> None
     print(f"fps: {_fmt_stats(summary['fps'], 2)}")
     print(f"length (frames): {_fmt_stats(summary['frames'], 0)}")
     print(f"length (seconds): {_fmt_stats(summary['seconds'], 2)}")
-    if summary["pyav_fallback"]:
-        print(f"read by PyAV (decord cannot): {summary['pyav_fallback']}")
+    if summary["decord_fallback"]:
+        print(f"read by decord (PyAV cannot): {summary['decord_fallback']}")
 
 
 def _write_clean(

@@ -146,7 +146,8 @@ class VideoClipDataset(Dataset):
         decode_threads: decoder threads per video (``0``: FFmpeg chooses).
         short_side: resize frames at decode time so the short side has this length (``None``:
             decode at the original size).
-        backend: decoder, ``"auto"`` (decord, PyAV when decord fails), ``"decord"`` or ``"pyav"``.
+        backend: decoder, ``"auto"`` (PyAV, decord when PyAV fails), ``"decord"``, ``"pyav"``
+            or ``"nvdec"``.
         min_frames: a video with fewer frames is treated as broken (``None``: ``num_frames``);
             longer videos shorter than a window follow the sampling module's short-video rule.
         on_error: ``"skip"`` (replace by the next video) or ``"raise"``.
@@ -290,8 +291,8 @@ class VideoClipDataset(Dataset):
 
         Through the cache a video's whole range is decoded on first use (the same frames as a
         clip's own decode where the decoder reads both alike, as decord and PyAV do on the
-        project's sets; a file only PyAV reads whole is kept as PyAV decodes it); a video that
-        fails whole is read clip by clip from then on.
+        project's sets; a file only one of them reads whole is kept as that one decodes it); a
+        video that fails whole is read clip by clip from then on.
         """
 
         def decode(pick: Callable[[int], np.ndarray]) -> torch.Tensor:
