@@ -37,6 +37,7 @@ SECTION = "Transcoded copies (videomae-transcode)"
 FORMS: dict[str, TranscodeOptions | None] = {
     "original (g250)": None,
     "h264, 256 px, keyint 16": TranscodeOptions("h264", 256, 16),
+    "h264, 256 px, keyint 16, no B-frames": TranscodeOptions("h264", 256, 16, bframes=0),
     "h264, 256 px, keyint 32": TranscodeOptions("h264", 256, 32),
     "h264, full size, keyint 16": TranscodeOptions("h264", None, 16),
     "jpeg frames, 256 px": TranscodeOptions("frames", 256),

@@ -37,6 +37,12 @@ def make_video(path: Path, frames: int = 40, fps: int = 25, gop: int = 250) -> n
     return video
 
 
+def picture_types(path: Path) -> list[int]:
+    """Picture type of each frame, in presentation order (1 I, 2 P, 3 B)."""
+    with av.open(str(path)) as container:
+        return [int(f.pict_type) for f in container.decode(video=0)]
+
+
 def key_frames(path: Path) -> list[int]:
     """Indices of the key frames of a file's video stream (in decode order)."""
     with av.open(str(path)) as container:
@@ -74,6 +80,7 @@ def test_h264_copy_reads_back_frame_for_frame_with_short_gops(
         gaps = np.diff([*keys, got.num_frames])
         assert keys[0] == 0 and gaps.max() <= 8
         assert len(key_frames(src)) == 1
+        assert 3 in picture_types(copy)  # --bframes 3: B-frames between the references
 
         def every_frame(length: int) -> np.ndarray:
             return np.arange(length)
@@ -106,5 +113,6 @@ def test_jpeg_frame_folders_and_short_side(source: Path, tmp_path: Path) -> None
 def test_bad_options_are_usage_errors(source: Path, tmp_path: Path) -> None:
     argv = [str(source / "list.csv"), "--root", str(source), "--out", str(tmp_path / "o")]
     assert main([*argv, "--keyint", "0"]) == 2
+    assert main([*argv, "--bframes", "17"]) == 2
     assert main([*argv, "--jobs", "0"]) == 2
     assert main([str(tmp_path / "nope.csv"), "--root", str(source), "--out", str(tmp_path)]) == 2

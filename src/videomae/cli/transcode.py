@@ -11,7 +11,9 @@ files as data sets ship them that window usually lies deep inside a group of pic
 default puts a key frame every 250 frames), so the decoder first decodes everything from the
 previous key frame. The copy fixes that: every video is decoded once, scaled to a short side
 (``--short-side``, default 256: training crops 224 from a 256 short side anyway) and re-encoded
-as H.264 with a key frame at least every ``--keyint`` frames (16), no B-frames and x264's
+as H.264 with a key frame at least every ``--keyint`` frames (16), ``--bframes`` B-frames (3)
+between reference frames that no frame refers to (so a clip's decode skips those it does not
+want: a 16x4 clip then decodes every fourth frame and the wanted ones) and x264's
 ``fastdecode`` tuning, or written as a folder of JPEG frames (``--format frames``: no decoding
 state at all, many times the disk). Frame count and fps are kept: frame ``i`` of the copy is
 frame ``i`` of the source, so lists, ``start``/``total`` ranges and the sampling rules mean the
@@ -59,6 +61,8 @@ class TranscodeOptions:
         short_side: scale so the short side has this many pixels (None: keep the size; a video
             already smaller is not enlarged). Both sides are kept even (H.264's 4:2:0).
         keyint: H.264 key frame interval (frames).
+        bframes: H.264 B-frames between two reference frames (0..16), in a fixed pattern and
+            none of them a reference (x264's ``b-pyramid=none``, ``b-adapt=0``).
         crf: H.264 constant rate factor (lower: better and larger).
         preset: x264 preset (encoding speed; decoding speed is the same).
         jpeg_quality: JPEG quality of the frame folders (1..100, Pillow's scale).
@@ -70,6 +74,7 @@ class TranscodeOptions:
     crf: int = 23
     preset: str = "veryfast"
     jpeg_quality: int = 90
+    bframes: int = 3
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -78,6 +83,8 @@ class TranscodeOptions:
             raise ValueError(f"--short-side must be >= 2, got {self.short_side}")
         if self.keyint < 1:
             raise ValueError(f"--keyint must be >= 1, got {self.keyint}")
+        if not 0 <= self.bframes <= 16:
+            raise ValueError(f"--bframes must be in 0..16, got {self.bframes}")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"--crf must be in 0..51, got {self.crf}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -115,7 +122,10 @@ def _encode_h264(source: Path, target: Path, options: TranscodeOptions) -> None:
             stream.codec_context.height, stream.codec_context.width, options.short_side
         )
         with av.open(str(target), mode="w", format="mp4") as dst:
-            params = f"keyint={options.keyint}:min-keyint={options.keyint}:scenecut=0:bframes=0"
+            params = (
+                f"keyint={options.keyint}:min-keyint={options.keyint}:scenecut=0:"
+                f"bframes={options.bframes}:b-pyramid=none:b-adapt=0"
+            )
             out = dst.add_stream(
                 "libx264",
                 rate=rate,
@@ -210,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--short-side", type=int, default=256, help="0 keeps the size (256)")
     parser.add_argument("--keyint", type=int, default=16, help="H.264 key frame interval (16)")
+    parser.add_argument(
+        "--bframes", type=int, default=3, help="H.264 B-frames, none a reference (3; 0: none)"
+    )
     parser.add_argument("--crf", type=int, default=23, help="H.264 quality, lower is better (23)")
     parser.add_argument("--preset", default="veryfast", help="x264 preset (veryfast)")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="frames: 1..100 (90)")
@@ -237,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             format=args.format,
             short_side=args.short_side or None,
             keyint=args.keyint,
+            bframes=args.bframes,
             crf=args.crf,
             preset=args.preset,
             jpeg_quality=args.jpeg_quality,
