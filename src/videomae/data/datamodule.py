@@ -181,7 +181,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         frame_cache_mb: keep up to this many MiB of decoded videos in memory, per dataset and
             loading process (0: none): for small sets read many times, each video is decoded
             once (:class:`~videomae.data.datasets.FrameCache`; training and validation only).
-        backend: ``auto`` (decord, then PyAV when decord fails), ``decord``, ``pyav`` or
+        backend: ``auto`` (PyAV, then decord when PyAV fails), ``decord``, ``pyav`` or
             ``nvdec`` (the GPU's video decoder; ``auto`` where there is none; workers spawned).
         min_frames: videos with fewer frames are broken (``None``: ``num_frames``).
         on_error: broken videos: ``"skip"`` (next video, with a warning) or ``"raise"``.
