@@ -323,6 +323,81 @@ def test_pyav_skips_frames_no_other_frame_refers_to(
     assert len(skipped_run) <= 9  # I and P frames (20, 24, ..., 36) and the wanted 22, 30, 38
 
 
+def _bframe_stream(path: Path, frames: np.ndarray, container_format: str, fps: int = 25) -> None:
+    """H.264 with three non-reference B-frames between references, in ``container_format``."""
+    with av.open(str(path), mode="w", format=container_format) as container:
+        stream = container.add_stream(
+            "libx264",
+            rate=Fraction(fps),
+            options={"g": "20", "bf": "3", "x264-params": "b-pyramid=none:b-adapt=0:scenecut=0"},
+        )
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        for picture in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def test_decode_order_timestamps_are_not_trusted_for_skipping(tmp_path: Path) -> None:
+    """A file whose packets carry decode times as presentation times (pts = dts) shows no
+    reordering in its index: nothing is skipped and the frames are counted as before."""
+    source = tmp_path / "bframes.mp4"
+    _bframe_stream(source, level_frames(40, HEIGHT, WIDTH), "mp4")
+    path = tmp_path / "dts_as_pts.mkv"
+    with av.open(str(source)) as src, av.open(str(path), mode="w") as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(video=0):
+            if packet.dts is None:
+                continue
+            packet.pts = packet.dts
+            packet.stream = out
+            dst.mux(packet)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert not decoding._packet_index(container, stream, path).reordered
+    for wanted in ([5], [1], [8, 16, 24], [30, 2, 13], [9, 10, 11]):
+        try:  # PyAV counts frames here; where it cannot, it says so (auto then asks decord)
+            frames = read_frames(path, _take(wanted), backend="pyav")
+        except VideoDecodeError:
+            frames = None
+        if frames is not None:
+            assert decoded_frame_ids(frames) == wanted  # never other frames
+        assert decoded_frame_ids(read_frames(path, _take(wanted))) == wanted
+
+
+def test_frame_size_change_is_a_decode_error_and_auto_asks_decord(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames of two sizes in one clip (a stream whose size changes part way) are a decode
+    error naming the sizes, not numpy's stacking error: the video is skipped as broken, and
+    ``auto`` asks decord."""
+    real = decoding._pyav_frames
+
+    def resized(*args, **kwargs):
+        frames = real(*args, **kwargs)
+        return [frames[0], frames[1][::2, ::2]]
+
+    monkeypatch.setattr(decoding, "_pyav_frames", resized)
+    path = clips["h264.mp4"]
+    with pytest.raises(VideoDecodeError, match=r"frame size changes within the clip: \[\(32"):
+        read_frames(path, _take([2, 15]), backend="pyav")
+    monkeypatch.setattr(decoding, "_warned_fallback", set())
+    with pytest.warns(RuntimeWarning, match="frame size changes.*decoding it with decord"):
+        frames = read_frames(path, _take([2, 15]))
+    assert decoded_frame_ids(frames) == [2, 15]
+
+
+def test_auto_does_not_ask_decord_for_a_range_past_the_end(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("decord was asked")
+
+    monkeypatch.setattr(decoding, "_read_decord", refuse)
+    with pytest.raises(VideoDecodeError, match="asks for 8 frames from frame 35, only 5"):
+        read_frames(clips["h264.mp4"], _take([0]), start=35, total=8)
+
+
 # --------------------------------------------------------------------------------- broken
 
 

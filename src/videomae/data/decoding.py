@@ -4,9 +4,10 @@ Backends. Video files are decoded with PyAV (``av``; threads configurable, optio
 decode time): it reads the packet index of the video stream (no decoding), seeks to the key
 frame before the first needed frame and decodes forward only to the last needed one; on the
 way, a frame that is not wanted and that no other frame refers to (an H.264 frame whose slices
-have ``nal_ref_idc`` 0, e.g. x264's B-frames outside its pyramid; a VP8/VP9 frame refreshing
-no reference) is not decoded at all, which leaves the other frames bit for bit as they were.
-On Kinetics-like H.264 this decodes a clip 1.3-1.5x faster than decord (engineering notes).
+have ``nal_ref_idc`` 0, e.g. x264's B-frames outside its pyramid) is not decoded at all, which
+leaves the other frames bit for bit as they were (where the packets' timestamps show reordered
+frames, i.e. are real presentation times).
+On Kinetics-like H.264 this decodes a clip 1.2-1.5x faster than decord (engineering notes).
 When PyAV cannot open or decode a file, decord decodes it instead (``backend="auto"``), with a
 warning naming the file and PyAV's error, once per file and process. ``backend="decord"`` /
 ``"pyav"`` force one backend. decord 0.6 fails, for example, on frames 16, 24, 48 or 72 pixels
@@ -48,6 +49,7 @@ first, it breaks PyAV's VP9 encoder in the same process).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import re
@@ -120,6 +122,10 @@ class VideoDecodeError(UserError, RuntimeError):
         if self.cause is None:
             return (type(self), (str(self),))
         return (type(self), (self.path, self.cause))
+
+
+class _RangeError(VideoDecodeError):
+    """A list entry's range lies past the end of the video (raised as it is: no fallback)."""
 
 
 class _DecordError(Exception):
@@ -241,14 +247,14 @@ def _target_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 def _window(length: int, position: int, total: int | None, path: str | Path, start: int):
     """``(first position, frame count)`` of the frames a list entry selects; checks the bounds."""
     if position >= length:
-        raise VideoDecodeError(
+        raise _RangeError(
             path, f"the list asks for frames from {start}, but there are only {length} frames"
         )
     available = length - position
     if total is None:
         return position, available
     if total > available:
-        raise VideoDecodeError(
+        raise _RangeError(
             path,
             f"the list asks for {total} frames from frame {start}, only {available} are there "
             f"({length} in all)",
@@ -482,6 +488,9 @@ class _PacketIndex:
     pts: list[int] | None  # None when the packets carry no timestamps
     keyframes: list[int]  # positions (into pts order) of key frames
     count: int
+    # the timestamps go back somewhere in packet (decode) order: they are presentation times of
+    # a stream with reordered frames, not decode times written as presentation times
+    reordered: bool = False
 
 
 def _packet_index(container, stream, file: Path) -> _PacketIndex:
@@ -501,9 +510,10 @@ def _packet_index(container, stream, file: Path) -> _PacketIndex:
         # a read error part way (truncated file): index what was read
     if missing:
         return _PacketIndex(None, [0], len(stamps))
+    reordered = any(b < a for (a, _), (b, _) in itertools.pairwise(stamps))
     stamps.sort()
     keyframes = [i for i, (_, key) in enumerate(stamps) if key] or [0]
-    return _PacketIndex([s for s, _ in stamps], keyframes, len(stamps))
+    return _PacketIndex([s for s, _ in stamps], keyframes, len(stamps), reordered)
 
 
 def _no_frames_cause(container, stream) -> str:
@@ -552,8 +562,11 @@ def _pyav_frames(
 
 
 # decoders that honour ``skip_frame`` packet by packet and whose "non-reference" is exact: an
-# H.264 frame whose slices all have nal_ref_idc 0, a VP8/VP9 frame that refreshes no reference
-_SKIPS_NONREF = frozenset({"h264", "vp8", "vp9"})
+# H.264 frame whose slices all have nal_ref_idc 0. Not VP9 (FFmpeg's decoder ignores the field),
+# not VP8 (a skipped frame's segmentation map can still reach later frames), not HEVC (a
+# sub-layer non-reference picture may be referenced from a higher temporal layer), not dav1d
+# (it reads the field only when it opens)
+_SKIPS_NONREF = frozenset({"h264"})
 
 
 def _decoded(container, stream, decoder, keep: set[int] | None = None):
@@ -671,15 +684,18 @@ def _decode_range(
         assert index.pts is not None
         position_of = {p: i for i, p in enumerate(index.pts)}
         key = max((k for k in index.keyframes if k <= first), default=0)
-        container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
-        # frames no other refers to are skipped; not in AVI files, whose timestamps may not be
-        # the frames' own (packed B-frames), which this pass detects from every decoded frame
-        keep = None if _container_kind(file) == "AVI" else {index.pts[i] for i in wanted}
+        seek_to = index.pts[key]
+        # frames no other refers to are skipped only where the timestamps are the frames' own
+        # presentation times: this pass tells decode-order timestamps (written as presentation
+        # times, or AVI's packed B-frames) by the decoded frames' timestamps going back, which
+        # a skipped frame would not show
+        trusted = index.reordered and _container_kind(file) != "AVI"
+        keep = {index.pts[i] for i in wanted} if trusted else None
     else:
-        position_of, keep = None, None
-        container.seek(0, stream=stream, backward=True, any_frame=False)
+        position_of, keep, seek_to = None, None, 0
     position = -1
     try:
+        container.seek(seek_to, stream=stream, backward=True, any_frame=False)
         for frame in _decoded(container, stream, decoder, keep):
             if position_of is not None:
                 found = position_of.get(frame.pts)
@@ -734,6 +750,9 @@ def _read_pyav(
             ctx = stream.codec_context
             size = _target_size(ctx.height, ctx.width, short_side) if ctx.height > 0 else None
         frames = _pyav_frames(file, unique, container, stream, index, size, decoder)
+    sizes = sorted({f.shape for f in frames})
+    if len(sizes) > 1:
+        raise VideoDecodeError(file, f"the frame size changes within the clip: {sizes}")
     batch = torch.from_numpy(np.stack(frames))
     if short_side is not None and size is None:
         batch = _resize_chw(batch.permute(0, 3, 1, 2), short_side).permute(0, 2, 3, 1)

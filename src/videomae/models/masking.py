@@ -277,7 +277,10 @@ class RunningCellMasking:
         """Decoder masks of ``batch_size`` clips on ``grid``, drawn on ``device`` (offsets from
         ``generator`` where given): bool ``(B, T' * H' * W')``, True = dropped by the decoder
         (not reconstructed), False = kept; the same number kept in every row."""
-        table, shared = _running_cell_table(self, tuple(grid), device)
+        key = torch.device(device) if device is not None else None
+        if key is not None and key.type == "cuda" and key.index is None:
+            key = torch.device("cuda", torch.cuda.current_device())  # one entry per GPU
+        table, shared = _running_cell_table(self, tuple(grid), key)
         draw_device = generator.device if generator is not None else device
         offsets = torch.randint(
             CELL, (1 if shared else batch_size,), device=draw_device, generator=generator
