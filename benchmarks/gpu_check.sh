@@ -5,10 +5,12 @@
 #   bash benchmarks/gpu_check.sh --dry-run  # the same steps on this machine's CPU, tiny sizes
 #   bash benchmarks/gpu_check.sh 0 2        # only steps 0 and 2 (to split the work over calls)
 #
-# On the lent GPU machine (which lacks Hydra, OmegaConf, decord, PyAV, python-dotenv, pytest):
-# run `../shared/tools/device-wheels.sh pytest pluggy iniconfig` here first, carry `.whl`, and
-# the script installs them into /tmp/site and imports the project from src/. Results (BENCHMARKS.md, logs, summary.txt) go to
-# $OUT when it is set, else to logs/gpu_check/.
+# On the lent GPU machine (which lacks Hydra, OmegaConf, decord, PyAV, python-dotenv): run
+# `../shared/tools/device-wheels.sh` here first (48 MiB), carry `.whl`, and the script installs
+# them into /tmp/site and imports the project from src/. Rehearsed on the CPU (2026-11-30) in a
+# venv like that machine's (Python 3.12, torch 2.11, lightning 2.6.6, transformers 5.17, no
+# wandb) with the wheels installed that way: every step's --dry-run passed. Results
+# (BENCHMARKS.md, logs, summary.txt) go to $OUT when it is set, else to logs/gpu_check/.
 #
 # Steps:
 #   0. benchmarks/model_throughput.py: the ViT-B step (bf16) at batch 32 and 128 for ours, HF's SDPA
@@ -191,7 +193,7 @@ if $PY -c "import pytest" 2>/dev/null; then
     > "$OUTDIR/nvdec_tests.log" 2>&1
   note "   NVDEC tests: $(tail -1 "$OUTDIR/nvdec_tests.log")"
 else
-  note "   NVDEC tests not run: no pytest (add 'pytest pluggy iniconfig' to device-wheels.sh)"
+  note "   NVDEC tests not run: no pytest (pass 'pytest pluggy iniconfig' to device-wheels.sh)"
 fi
 fi
 
