@@ -5,7 +5,8 @@ Each measurement runs in its own process (one torch thread, one decoder thread) 
 run; the runs alternate (``--repeats``) and the table gives the mean. Pretraining and
 fine-tuning items (16 frames every 4, 224 px) at ``num_sample`` 1 and 4 from Kinetics-like files
 (as ``benchmarks/data_throughput.py`` generates them) and, with ``--fast``, from their
-``videomae-transcode`` copy (the baseline reads a copy made by its own ``videomae-transcode``).
+``videomae-transcode`` copy (where the baseline has ``videomae-transcode``, it also reads the
+copy its own makes).
 The bytes per clip are what crosses a worker's queue.
 
     git worktree add /tmp/old <commit>
@@ -103,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             argv_t += ["--jobs", str(os.cpu_count() or 1)]
             if transcode(argv_t) != 0:
                 sys.exit("transcoding the benchmark files failed")
-            if args.baseline_src:  # the copy the baseline's own videomae-transcode makes
+            old_transcoder = (
+                args.baseline_src
+                and (args.baseline_src / "videomae" / "cli" / "transcode.py").exists()
+            )
+            if old_transcoder:  # the copy the baseline's own videomae-transcode makes
                 old_fast = Path(tmp) / "fast_baseline"
                 argv_t[argv_t.index(str(fast))] = str(old_fast)
                 env = {**os.environ, "PYTHONPATH": str(args.baseline_src)}
