@@ -27,24 +27,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, SSV2_LIKE, generate  # noqa: E402
 from model_throughput import commit, machine, publish  # noqa: E402
+from transcode import make_copies  # noqa: E402
 
-from videomae.cli.transcode import TranscodeOptions, output_path, transcode_one  # noqa: E402
+from videomae.cli.transcode import TranscodeOptions  # noqa: E402
 from videomae.data import decoding  # noqa: E402
 
 SECTION = "Decoding backends, decode only (benchmarks/decode_backends.py)"
 WAYS = ("decord", "PyAV, every frame", "PyAV, skipping")
-
-
-def copies(sources: list[Path], out: Path, options: TranscodeOptions) -> list[Path]:
-    """``videomae-transcode`` copies of ``sources`` under ``out``."""
-    targets = []
-    for source in sources:
-        target = output_path(source, source.parent, out, options)
-        _, status, why = transcode_one((str(source), str(target), options))
-        if status == "failed":
-            sys.exit(f"{source}: {why}")
-        targets.append(target)
-    return targets
 
 
 def read(path: Path, positions: np.ndarray, way: str) -> torch.Tensor:
@@ -73,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         groups = {
             "Kinetics-like, as they are": (kinetics, 4),
             "their copy (keyint 16, 3 B-frames: the default)": (
-                copies(kinetics, Path(tmp) / "b3", TranscodeOptions()),
+                make_copies(kinetics, Path(tmp) / "b3", TranscodeOptions()),
                 4,
             ),
             "their copy without B-frames (--bframes 0)": (
-                copies(kinetics, Path(tmp) / "b0", TranscodeOptions(bframes=0)),
+                make_copies(kinetics, Path(tmp) / "b0", TranscodeOptions(bframes=0)),
                 4,
             ),
             "SSv2-like (VP9), as they are": (generate(DEFAULT_CACHE, SSV2_LIKE, args.files), 2),

@@ -44,6 +44,18 @@ FORMS: dict[str, TranscodeOptions | None] = {
 }
 
 
+def make_copies(sources: list[Path], out: Path, options: TranscodeOptions) -> list[Path]:
+    """``videomae-transcode`` copies of ``sources`` under ``out`` (exits on a failure)."""
+    targets = []
+    for source in sources:
+        target = output_path(source, source.parent, out, options)
+        _, status, why = transcode_one((str(source), str(target), options))
+        if status == "failed":
+            sys.exit(f"{source}: {why}")
+        targets.append(target)
+    return targets
+
+
 def disk_bytes(path: Path) -> int:
     """Bytes of a file, or of every file in a folder."""
     return sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
@@ -68,15 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             out = Path(tmp) / name.replace(" ", "_").replace(",", "")
             start = time.perf_counter()
-            targets = []
-            for source in sources:
-                target = output_path(source, source.parent, out, options)
-                _, status, why = transcode_one((str(source), str(target), options))
-                if status == "failed":
-                    sys.exit(f"{source}: {why}")
-                targets.append(target)
+            copies[name] = make_copies(sources, out, options)
             encode_s[name] = (time.perf_counter() - start) / len(sources)
-            copies[name] = targets
         decode = {name: 0.0 for name in FORMS}
         full = {name: 0.0 for name in FORMS}
         rng = np.random.default_rng(0)
