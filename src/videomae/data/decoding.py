@@ -80,7 +80,7 @@ __all__ = [
 BACKENDS = ("auto", "decord", "pyav", "nvdec")
 """The values of ``backend``."""
 
-_warned_fallback: set[str] = set()  # files PyAV decoded for decord in this process
+_warned_fallback: set[str] = set()  # files decoded by a fallback (warned once) in this process
 # codec -> how its NVDEC decoder opened in this process: "shared" (on the GPU's primary CUDA
 # context), "own" (a context per decoder), or None (it does not start: decoded on the CPU)
 _nvdec_way: dict[str, str | None] = {}
@@ -516,6 +516,14 @@ def _packet_index(container, stream, file: Path) -> _PacketIndex:
     return _PacketIndex([s for s, _ in stamps], keyframes, len(stamps), reordered)
 
 
+def _frame_index(container, stream, file: Path) -> _PacketIndex:
+    """The packet index of ``stream``; a video without frames is a :class:`VideoDecodeError`."""
+    index = _packet_index(container, stream, file)
+    if index.count == 0:
+        raise VideoDecodeError(file, _no_frames_cause(container, stream))
+    return index
+
+
 def _no_frames_cause(container, stream) -> str:
     """Cause for a video stream without frames: a truncated file when the header promised some."""
     declared = _declared_frames(container, stream, None)
@@ -738,9 +746,7 @@ def _read_pyav(
         decoder = _nvdec_decoder(file, stream) if nvdec else None
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = num_threads
-        index = _packet_index(container, stream, file)
-        if index.count == 0:
-            raise VideoDecodeError(file, _no_frames_cause(container, stream))
+        index = _frame_index(container, stream, file)
         position, count = _window(index.count, start, total, file, start)
         unique, inverse = _plan(sampler, count, position, file)
         if plan_out is not None:
@@ -907,11 +913,7 @@ def video_length(
 def _pyav_length(file: Path) -> int:
     """The number of frames PyAV's packet index counts (no decoding)."""
     with _open_av(file) as container:
-        stream = _video_stream(container, file)
-        length = _packet_index(container, stream, file).count
-        if length == 0:
-            raise VideoDecodeError(file, _no_frames_cause(container, stream))
-    return length
+        return _frame_index(container, _video_stream(container, file), file).count
 
 
 def _declared_frames(container, stream, fps: float | None) -> int | None:
@@ -973,9 +975,7 @@ def probe(
         declared = _declared_frames(container, stream, fps)
         backend = "pyav"
         try:
-            length = _packet_index(container, stream, file).count
-            if length == 0:
-                raise VideoDecodeError(file, _no_frames_cause(container, stream))
+            length = _frame_index(container, stream, file).count
         except VideoDecodeError as err:
             if _container_kind(file) == "AVI":
                 raise
