@@ -14,13 +14,16 @@ sampling, 16 segments), the same files as ``benchmarks/data_throughput.py``:
 3. the model step alone on in-memory clips (``benchmarks/model_throughput.py``'s ``ours``);
 4. ``train.py`` end to end (``experiment=k400_pretrain`` on the Kinetics-like copy, num_sample 4)
    over ``--steps`` steps: clips/s and the data-wait fraction (``ThroughputMonitor``) of the
-   logged windows after the first third.
+   logged windows after the first third. With ``--baseline DIR`` (an older checkout, e.g. a
+   ``git worktree``): this checkout's and the baseline's ``train.py``, taking turns, on the
+   files as they are and on the copy (this checkout's), in one run.
 
 Rows 2 and 4 are also given as a fraction of row 3 (what the data path lets the model step do).
 
     python benchmarks/pipeline.py --write          # CPU-sized: tiny, fp32, 1 worker
     python benchmarks/pipeline.py --gpu --write    # ViT-B, bf16, 15 workers, batch 32
     python benchmarks/pipeline.py --gpu --compile  # the model step and train.py compiled
+    python benchmarks/pipeline.py --img-size 64 --baseline /tmp/old  # train.py against old
 
 Rows 3 and 4 run the same model, both eager or (``--compile``) both compiled.
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import os
 import subprocess
 import sys
 import tempfile
@@ -84,16 +88,19 @@ def prepare(tmp: Path, kind: ClipKind, files: int, repeats: int) -> tuple[Path, 
     return original, fast
 
 
-def train_rate(root: Path, args: argparse.Namespace, out: Path) -> tuple[float, float, int]:
-    """``train.py`` on ``root``'s list: mean clips/s and data-wait fraction after the first
-    third of the logged windows, and the number of windows."""
+def train_rate(
+    root: Path, args: argparse.Namespace, out: Path, checkout: Path = ROOT
+) -> tuple[float, float, int]:
+    """``train.py`` of ``checkout`` (its ``src`` imported) on ``root``'s list: mean clips/s and
+    data-wait fraction after the first third of the logged windows, and the number of
+    windows."""
     model = (
         ["backbone=vit_b", "trainer=gpu"]
         if args.gpu
         else ["backbone=tiny", "trainer=cpu", f"data.img_size={args.img_size}"]
     )
     command = [
-        sys.executable, str(ROOT / "train.py"), "experiment=k400_pretrain", *model,
+        sys.executable, str(checkout / "train.py"), "experiment=k400_pretrain", *model,
         "data=custom", f"data.root={root}", "data.train_list=list.csv", "data.val_list=list.csv",
         "data.num_classes=1", "data.num_sample=4", f"data.batch_size={args.batch // 4}",
         f"data.num_workers={args.workers}", f"+trainer.max_steps={args.steps}",
@@ -102,8 +109,11 @@ def train_rate(root: Path, args: argparse.Namespace, out: Path) -> tuple[float, 
         "trainer.log_every_n_steps=10", "extras.print_config=false", f"hydra.run.dir={out}",
         "auto_resume=false", f"model.compile={str(args.compile).lower()}",
     ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(checkout / "src")}
     with open(out.parent / "train.log", "w") as log:
-        subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(
+            command, cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT, check=True
+        )
     rows = [
         row
         for name in glob.glob(str(out / "csv" / "version_*" / "metrics.csv"))
@@ -129,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-clips", type=int, default=40, help="clips decoded per kind")
     parser.add_argument("--files", type=int, default=4, help="generated files per kind")
     parser.add_argument("--img-size", type=int, default=224, help="model input on the CPU")
+    parser.add_argument(
+        "--baseline", type=Path, help="an older checkout (git worktree): its train.py too, in row 4"
+    )
     parser.add_argument("--write", action="store_true", help="write the table to BENCHMARKS.md")
     args = parser.parse_args(argv)
     args.workers = args.workers or (15 if args.gpu else 1)
@@ -177,12 +190,20 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((f"2. loader, {workers}: {name}", label, rate, note))
         rows.append(("3. model step alone (in-memory clips)", "-", model_rate,
                      f"{step['step_ms']:.0f} ms a step of {args.batch}"))  # fmt: skip
-        out = Path(tmp) / "e2e"
-        fast = Path(tmp) / f"{KINETICS_LIKE.name}_fast"
-        rate, wait, windows = train_rate(fast, args, out)
-        rows.append((f"4. train.py, {args.steps} steps, num_sample 4", "Kinetics-like", rate,
-                     f"{rate / model_rate:.2f}x the model step; data wait {wait:.1%} "
-                     f"({windows} windows after the first third)"))  # fmt: skip
+        runs = [("", Path(tmp) / f"{KINETICS_LIKE.name}_fast", ROOT)]
+        if args.baseline:  # both checkouts on the same files, taking turns
+            original = Path(tmp) / KINETICS_LIKE.name
+            runs = [
+                (f", {files}, {who}", root, checkout)
+                for files, root in (("as they are", original), ("transcoded copy", runs[0][1]))
+                for who, checkout in (("this checkout", ROOT), ("baseline", args.baseline))
+            ]
+        for i, (what, root, checkout) in enumerate(runs):
+            out = Path(tmp) / f"e2e_{i}"
+            rate, wait, windows = train_rate(root, args, out, checkout)
+            rows.append((f"4. train.py, {args.steps} steps, num_sample 4{what}", "Kinetics-like",
+                         rate, f"{rate / model_rate:.2f}x the model step; data wait {wait:.1%} "
+                         f"({windows} windows after the first third)"))  # fmt: skip
 
     model = "ViT-B, bf16, 16x224" if args.gpu else f"tiny, fp32, 16x{args.img_size}"
     model += ", compiled (row 3 and train.py)" if args.compile else ", eager"
