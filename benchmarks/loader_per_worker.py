@@ -1,13 +1,13 @@
 """One data-loader worker, today's path against an older checkout: clips/s and bytes per clip.
 
-Each measurement runs in its own process (one torch thread, one decoder thread) with the
-``src`` folder it is given on ``PYTHONPATH``, so two versions of the project are compared in one
-run; the runs alternate (``--repeats``) and the table gives the mean. Pretraining and
+A worker's whole work is timed: decoding, the transform and the collation of each pass's items
+into one batch. Each measurement runs in its own process (one torch thread, one decoder thread)
+with the ``src`` folder it is given on ``PYTHONPATH``, so two versions of the project are compared
+in one run; the runs alternate (``--repeats``) and the table gives the mean. Pretraining and
 fine-tuning items (16 frames every 4, 224 px) at ``num_sample`` 1 and 4 from Kinetics-like files
 (as ``benchmarks/data_throughput.py`` generates them) and, with ``--fast``, from their
 ``videomae-transcode`` copy (where the baseline has ``videomae-transcode``, it also reads the
-copy its own makes).
-The bytes per clip are what crosses a worker's queue.
+copy its own makes). The bytes per clip are what crosses a worker's queue.
 
     git worktree add /tmp/old <commit>
     python benchmarks/loader_per_worker.py --baseline-src /tmp/old/src --fast --write
@@ -37,6 +37,10 @@ torch.set_num_threads(1)
 from videomae.data.datasets import VideoClipDataset
 from videomae.data.lists import VideoRecord
 from videomae.data.transforms import FinetuneTransform, PretrainTransform
+try:  # the checkout's training collate (into shared memory in a real worker)
+    from videomae.data.datamodule import _flatten_repeated as collate
+except ImportError:
+    from torch.utils.data import default_collate as collate
 files = sorted(Path(sys.argv[1]).glob("kinetics_like_*.mp4"))
 rounds = int(sys.argv[2])
 records = [VideoRecord(path=p, label=0, line=i + 1) for i, p in enumerate(files)]
@@ -50,12 +54,11 @@ for name, transform in transforms.items():
         ds[(0, 99)]
         start, clips = time.perf_counter(), 0
         for r in range(rounds):
-            for i in range(len(records)):
-                item = ds[(i, r)]
-                clips += ns
+            batch = collate([ds[(i, r)] for i in range(len(records))])
+            clips += ns * len(records)
         out[f"{name} {ns}"] = clips / (time.perf_counter() - start)
-        video = item["video"]
-        out[f"{name} {ns} bytes"] = video.numel() * video.element_size() // ns
+        video = batch["video"]
+        out[f"{name} {ns} bytes"] = video[0].numel() * video.element_size()
 print(json.dumps(out))
 """
 

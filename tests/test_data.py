@@ -314,7 +314,8 @@ def test_pretrain_transform_shape_dtype_and_determinism() -> None:
     transform = PretrainTransform(32, flip=True)
     out = transform(frames, np.random.default_rng(0))
     # uint8 to the device: nothing converts to float in the worker
-    assert out.shape == (3, 8, 32, 32) and out.dtype == torch.uint8 and out.is_contiguous()
+    assert out.shape == (3, 8, 32, 32) and out.dtype == torch.uint8
+    assert out.permute(1, 2, 3, 0).is_contiguous()  # channels last: no transpose in the worker
     torch.testing.assert_close(out, transform(frames, np.random.default_rng(0)))
 
 

@@ -410,7 +410,7 @@ def test_finetune_transform_output_and_input_untouched() -> None:
     for out in outs:
         # uint8 to the device; the erasing box travels as a row of 6 numbers
         assert out["video"].shape == (3, 8, 32, 32) and out["video"].dtype == torch.uint8
-        assert out["video"].is_contiguous()
+        assert out["video"].permute(1, 2, 3, 0).is_contiguous()  # channels last: (T, H, W, C)
         assert out["erase"].shape == (6,) and out["erase"].dtype == torch.int64
     assert torch.equal(frames, before)
     again = transform(frames, np.random.default_rng(0))
@@ -597,7 +597,8 @@ def test_test_transform_view_order_and_values() -> None:
 def test_test_transform_shapes(views: int, crops: int) -> None:
     frames = torch.randint(0, 256, (views, 4, 40, 56, 3), dtype=torch.uint8)
     out = TestTransform(32, num_crops=crops)(frames)
-    assert out.shape == (views * crops, 3, 4, 32, 32) and out.is_contiguous()
+    assert out.shape == (views * crops, 3, 4, 32, 32)
+    assert out.permute(0, 2, 3, 4, 1).is_contiguous()  # channels last: (V, T, H, W, C)
     single = TestTransform(32, num_crops=crops)(frames[0])  # (T, H, W, C): one temporal view
     assert single.shape == (crops, 3, 4, 32, 32)
     torch.testing.assert_close(single, out[:crops])

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from videomae.cli.predict import clip_dataset, load_for_inference, pick_device
 from videomae.data.device import finish_batch
+from videomae.data.layout import collate
 from videomae.data.lists import LIST_FORMATS
 from videomae.data.sampling import SAMPLING_CHOICES
 
@@ -133,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     net = model.net.to(device)
     views = model.clip.num_clips * model.clip.num_crops
     dataset = _Tolerant(clip_dataset(records, model.clip), views, model.clip)
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers)
+    loader = DataLoader(
+        dataset, batch_size=args.batch_size, num_workers=args.num_workers, collate_fn=collate
+    )
     rows: list[np.ndarray] = []
     failures = 0
     with torch.no_grad():

@@ -11,11 +11,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader
 
 from videomae.data.datasets import ON_ERROR_CHOICES, VideoClipDataset
 from videomae.data.decoding import BACKENDS
 from videomae.data.device import FinishOnDevice
+from videomae.data.layout import collate
 from videomae.data.lists import (
     LIST_FORMATS,
     MISSING_SHOWN,
@@ -102,7 +103,7 @@ def _flatten_repeated(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.T
     With ``num_sample = N > 1`` a batch of ``B`` videos gives ``B * N`` clips (each video's clips
     next to each other) with their labels and indices repeated, as the official code does.
     """
-    out = default_collate(batch)
+    out = collate(batch)
     video = out["video"]
     if video.ndim == 6:
         b, n = video.shape[:2]
@@ -516,7 +517,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             num_workers=workers,
             pin_memory=self.pin_memory and _accelerator_available(),
             persistent_workers=self.persistent_workers and workers > 0,
-            collate_fn=_flatten_repeated if train else None,
+            collate_fn=_flatten_repeated if train else collate,
             # NVDEC needs CUDA in the workers, which a fork of a process using CUDA cannot have
             multiprocessing_context="spawn" if self.backend == "nvdec" and workers > 0 else None,
         )

@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from videomae.data.decoding import VideoDecodeError, read_frames
+from videomae.data.layout import stack as stack_clips
 from videomae.data.lists import VideoRecord
 from videomae.data.sampling import (
     SAMPLING_CHOICES,
@@ -279,7 +280,7 @@ class VideoClipDataset(Dataset):
             item = self._transformed(frames, rng)
         elif self.num_sample > 1:
             clips = [self._transformed(frames, rng) for _ in range(self.num_sample)]
-            item = {key: torch.stack([clip[key] for clip in clips]) for key in clips[0]}
+            item = {key: stack_clips([clip[key] for clip in clips]) for key in clips[0]}
         else:
             item = self._transformed(frames, rng)
         item["label"] = torch.tensor(record.label, dtype=torch.int64)

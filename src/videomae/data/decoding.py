@@ -54,7 +54,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,6 +278,16 @@ def _plan(
     return unique + offset, inverse.reshape(-1)
 
 
+def _in_order(frames: torch.Tensor | Sequence[np.ndarray], inverse: np.ndarray) -> torch.Tensor:
+    """The requested frames ``frames[inverse]`` (decoded rows, a tensor or a list of arrays) as
+    one new contiguous uint8 ``(K, H, W, 3)``: whole rows copied once. (Indexing a uint8 tensor
+    with an index tensor took 4 ms for 16 frames of 340x256 on one core; this 0.5-0.7 ms.)"""
+    rows = [frames[i] for i in inverse.tolist()]
+    if isinstance(frames, torch.Tensor):
+        return torch.stack(rows)
+    return torch.from_numpy(np.stack(rows))
+
+
 def _to_tensor(batch: object) -> torch.Tensor:
     """decord batch (native NDArray, or a torch tensor under a torch bridge) -> torch tensor."""
     if isinstance(batch, torch.Tensor):
@@ -376,7 +386,7 @@ def _read_folder(
     if len(sizes) > 1:
         raise VideoDecodeError(folder, f"frame folder images differ in size: {sorted(sizes)}")
     frames = _resize_chw(torch.stack(images), short_side)
-    return frames.permute(0, 2, 3, 1)[torch.from_numpy(inverse)].contiguous()
+    return _in_order(frames.permute(0, 2, 3, 1), inverse)
 
 
 # ---------------------------------------------------------------------------------- decord
@@ -459,7 +469,7 @@ def _read_decord(
         )
     if short_side is not None and size is None:  # size unknown before decoding: resize now
         batch = _resize_chw(batch.permute(0, 3, 1, 2), short_side).permute(0, 2, 3, 1)
-    return batch[torch.from_numpy(inverse)].contiguous()
+    return _in_order(batch, inverse)
 
 
 # ------------------------------------------------------------------------------------ PyAV
@@ -759,10 +769,10 @@ def _read_pyav(
     sizes = sorted({f.shape for f in frames})
     if len(sizes) > 1:
         raise VideoDecodeError(file, f"the frame size changes within the clip: {sizes}")
-    batch = torch.from_numpy(np.stack(frames))
-    if short_side is not None and size is None:
-        batch = _resize_chw(batch.permute(0, 3, 1, 2), short_side).permute(0, 2, 3, 1)
-    return batch[torch.from_numpy(inverse)].contiguous()
+    if short_side is not None and size is None:  # size unknown before decoding: resize now
+        batch = torch.from_numpy(np.stack(frames))
+        frames = _resize_chw(batch.permute(0, 3, 1, 2), short_side).permute(0, 2, 3, 1)
+    return _in_order(frames, inverse)
 
 
 # ------------------------------------------------------------------------------- public API

@@ -1,8 +1,9 @@
 """The part of the data path that runs on the device, after the uint8 batch is copied there.
 
 Workers hand over uint8 clips ``(..., C, T, H, W)`` (a quarter of float32's bytes through the
-worker queues, pinned memory and the bus). :func:`finish_batch` turns them into the normalized
-float32 the networks take and applies fine-tuning's random erasing, whose boxes the workers drew
+worker queues, pinned memory and the bus), channels last in memory (:mod:`videomae.data.layout`).
+:func:`finish_batch` turns them into the normalized contiguous float32 the networks take and
+applies fine-tuning's random erasing, whose boxes the workers drew
 (``erase``: one row per clip, :data:`ERASE_FIELDS`). It runs in the data modules'
 ``on_after_batch_transfer`` (:class:`FinishOnDevice`), in ``videomae-predict`` and
 ``videomae-extract`` and for the reconstruction pictures. A float ``video`` is taken as already
@@ -63,6 +64,7 @@ def normalize_video(
     if len(mean) != channels or len(std) != channels:
         raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {channels} channels")
     shift, scale = _constants(video.device, tuple(mean), tuple(std))
+    # one pass: to float32 and, for channels-last clips, to contiguous (C, T, H, W)
     x = video.to(torch.float32, memory_format=torch.contiguous_format)
     return x.sub_(shift).mul_(scale) if x is not video else (x - shift).mul_(scale)
 

@@ -3,7 +3,8 @@
 A decoded clip is uint8 ``(T, H, W, C)``. The training transform picks one crop window with the
 official VideoMAE ``GroupMultiScaleCrop`` rule, cuts it from every frame (a view, no copy), resizes
 the whole clip with one ``F.interpolate`` call, optionally flips it, and hands it over as uint8
-``(C, T, H, W)``. Cropping before resizing means only the pixels that are kept are interpolated.
+``(C, T, H, W)`` lying channels last in memory (:mod:`videomae.data.layout`). Cropping before
+resizing means only the pixels that are kept are interpolated.
 Nothing here converts to float: normalization (and random erasing, whose boxes are drawn here)
 runs on the device after the copy (:mod:`videomae.data.device`).
 
@@ -34,6 +35,8 @@ import torch.nn.functional as F
 
 from videomae.constants import IMAGENET_MEAN
 from videomae.data.device import ERASE_FIELDS, ERASE_MODES, erase_boxes
+from videomae.data.layout import channels_last_clip
+from videomae.data.layout import stack as stack_clips
 from videomae.data.randaugment import ClipRandAugment
 
 __all__ = [
@@ -200,11 +203,6 @@ def _frames_to_tchw(frames: torch.Tensor) -> torch.Tensor:
     return frames.permute(0, 3, 1, 2)
 
 
-def _to_ctchw(clip: torch.Tensor) -> torch.Tensor:
-    """``(T, C, H, W)`` -> contiguous ``(C, T, H, W)`` (the layout the batch carries)."""
-    return clip.permute(1, 0, 2, 3).contiguous()
-
-
 class PretrainTransform:
     """Training augmentation: multi-scale crop, optional horizontal flip.
 
@@ -231,7 +229,7 @@ class PretrainTransform:
         clip = self.crop(_frames_to_tchw(frames), rng)
         if self.flip and rng.random() < 0.5:
             clip = clip.flip(-1)
-        return _to_ctchw(clip)
+        return channels_last_clip(clip)
 
 
 class EvalTransform:
@@ -503,7 +501,7 @@ class FinetuneTransform:
             erase = self.erasing.params(self.img_size, self.img_size, rng)
         else:
             erase = torch.zeros(len(ERASE_FIELDS), dtype=torch.int64)
-        return {"video": _to_ctchw(clip), "erase": erase}
+        return {"video": channels_last_clip(clip), "erase": erase}
 
 
 # ------------------------------------------------------------------------------- test views
@@ -551,7 +549,7 @@ def spatial_crops(
             crops.append(resized[..., :, start : start + size])
         else:
             crops.append(resized[..., start : start + size, :])
-    return torch.stack(crops)
+    return stack_clips(crops)
 
 
 class TestTransform:
@@ -597,6 +595,6 @@ class TestTransform:
         crops = spatial_crops(clip, self.img_size, self.num_crops, self.antialias)
         size = self.img_size
         crops = crops.reshape(self.num_crops, views, length, 3, size, size)
-        # (crop, view, T, C, H, W) -> (view, crop, C, T, H, W), temporal-major
-        x = crops.permute(1, 0, 3, 2, 4, 5).contiguous()
-        return x.view(views * self.num_crops, 3, length, size, size)
+        # (crop, view, T, C, H, W) -> (view, crop, C, T, H, W), temporal-major, channels last
+        x = crops.permute(1, 0, 2, 4, 5, 3).contiguous()
+        return x.view(views * self.num_crops, length, size, size, 3).permute(0, 4, 1, 2, 3)
