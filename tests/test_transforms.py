@@ -239,7 +239,11 @@ def test_every_op_on_the_clip_equals_the_op_on_each_frame(name: str) -> None:
         ("SolarizeIncreasing", (77,), lambda im: timm_aa.solarize(im, 77)),
         ("Solarize", (200,), lambda im: timm_aa.solarize(im, 200)),
         ("Solarize", (256,), lambda im: timm_aa.solarize(im, 256)),
+        ("Solarize", (0,), lambda im: timm_aa.solarize(im, 0)),
+        ("Solarize", (99.5,), lambda im: timm_aa.solarize(im, 99.5)),
         ("SolarizeAdd", (77,), lambda im: timm_aa.solarize_add(im, 77)),
+        ("SolarizeAdd", (128,), lambda im: timm_aa.solarize_add(im, 128)),
+        ("SolarizeAdd", (200,), lambda im: timm_aa.solarize_add(im, 200)),
     ],
 )
 def test_lookup_table_ops_equal_timms_pil_ops(name: str, args: tuple, pil_op) -> None:
