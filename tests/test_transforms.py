@@ -290,6 +290,20 @@ def test_geometric_ops_fill_with_the_fill_colour() -> None:
     fill = torch.tensor([1, 2, 3], dtype=torch.uint8).view(1, 3, 1, 1)
     assert torch.equal(out[:, :, :, 30:], fill.expand(2, 3, 24, 10))
     assert torch.equal(out[:, :, :, :30], clip[:, :, :, 10:])
+    # a fill outside 0..255 is held to the range, as the uint8 result is
+    out = apply_rand_augment_op(clip, "TranslateXRel", (0.25,), fill=(-7, 300, 128))
+    fill = torch.tensor([0, 255, 128], dtype=torch.uint8).view(1, 3, 1, 1)
+    assert torch.equal(out[:, :, :, 30:], fill.expand(2, 3, 24, 10))
+
+
+@pytest.mark.parametrize(
+    ("threshold", "inverted"),
+    [(float("nan"), False), (float("inf"), False), (300.0, False), (-0.5, True), (-math.inf, True)],
+)
+def test_solarize_thresholds_outside_the_pixel_range(threshold: float, inverted: bool) -> None:
+    clip = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(2, 3, 16, 16)
+    out = apply_rand_augment_op(clip, "Solarize", (threshold,))
+    assert torch.equal(out, 255 - clip if inverted else clip)
 
 
 def test_rand_augment_draws_like_timm() -> None:

@@ -145,6 +145,7 @@ def _affine_clip(
         align_corners=False,
     )
     fill_t = torch.tensor(list(fill), dtype=torch.float32, device=clip.device).view(1, -1, 1, 1)
+    fill_t.clamp_(0, 255)
     # inside ? warped : fill, exactly (products with 1 and 0, sums with 0), faster than where;
     # bilinear weights and the fill keep the values in 0..255, so rounding needs no clamp
     outside = (~inside).to(torch.float32)
@@ -216,10 +217,10 @@ def apply_rand_augment_op(
     # the point ops below avoid torch.where on uint8 (11 ms a 16x224x224 clip on one core, where
     # the uint8 arithmetic takes 4): v >= t -> 255 - v is v XOR 255
     if base == "Solarize":
-        threshold = math.ceil(arg)
-        if threshold > 255:
+        if math.isnan(arg) or arg > 255:  # no value reaches it
             return clip.clone()
-        flip = (clip >= max(threshold, 0)).to(torch.uint8).mul_(255)
+        threshold = 0 if arg <= 0 else math.ceil(arg)
+        flip = (clip >= threshold).to(torch.uint8).mul_(255)
         return flip.bitwise_xor_(clip)
     if base == "SolarizeAdd":
         add = int(arg)
