@@ -25,8 +25,9 @@
 #   3. The training loop's cost: train.py, ViT-B pretraining (16x224, tube 0.9, bf16, batch 32)
 #      on in-memory clips (data=random: no decoding), eager and compiled, 300 steps; clips/s,
 #      step ms and data wait after the first third (against step 0's bare step); the host-device
-#      syncs of 50 steps by source line (benchmarks/count_syncs.py). The NVDEC tests and the
-#      CUDA test of the channels-last batch layout (pinning and the copy keep the strides).
+#      syncs of 50 steps by source line (benchmarks/count_syncs.py). The NVDEC tests, the
+#      CUDA test of the channels-last batch layout (pinning and the copy keep the strides) and
+#      RandAugment on the GPU (data.rand_augment_on=device: the CPU's pixels, no sync).
 #   4. benchmarks/pipeline.py --gpu --compile, the data path in one table (BENCHMARKS.md): on
 #      Kinetics-like (340x256 H.264, key frame every 250) and SSv2-like files, decode only, the
 #      loader with 15 workers per path (as they are, the videomae-transcode copy, the copy at
@@ -191,10 +192,10 @@ note "   host-device syncs over 50 eager steps (benchmarks/count_syncs.py; exit 
 grep -A12 '^synchronizing operations' "$OUTDIR/syncs.log" | sed 's/^/   /' | tee -a "$SUMMARY"
 if $PY -c "import pytest" 2>/dev/null; then
   $PY -m pytest -q -p no:cacheprovider tests/test_decoding.py tests/test_layout.py \
-    -k "nvdec or cuda" > "$OUTDIR/nvdec_tests.log" 2>&1
-  note "   NVDEC and CUDA-layout tests: $(tail -1 "$OUTDIR/nvdec_tests.log")"
+    tests/test_transforms.py -k "nvdec or cuda" > "$OUTDIR/nvdec_tests.log" 2>&1
+  note "   NVDEC, CUDA-layout and CUDA RandAugment tests: $(tail -1 "$OUTDIR/nvdec_tests.log")"
 else
-  note "   NVDEC and CUDA-layout tests not run: no pytest (pass 'pytest pluggy iniconfig' to device-wheels.sh)"
+  note "   NVDEC and CUDA tests not run: no pytest (pass 'pytest pluggy iniconfig' to device-wheels.sh)"
 fi
 fi
 

@@ -4,7 +4,9 @@ A worker's whole work is timed: decoding, the transform and the collation of eac
 into one batch. Each measurement runs in its own process (one torch thread, one decoder thread)
 with the ``src`` folder it is given on ``PYTHONPATH``, so two versions of the project are compared
 in one run; the runs alternate (``--repeats``) and the table gives the mean. Pretraining and
-fine-tuning items (16 frames every 4, 224 px) at ``num_sample`` 1 and 4 from Kinetics-like files
+fine-tuning items (16 frames every 4, 224 px; ``finetune-device``: RandAugment and the flip left
+to the device, ``data.rand_augment_on=device``, where the checkout has it) at ``num_sample`` 1
+and 4 from Kinetics-like files
 (as ``benchmarks/data_throughput.py`` generates them) and, with ``--fast``, from their
 ``videomae-transcode`` copy (where the baseline has ``videomae-transcode``, it also reads the
 copy its own makes). The bytes per clip are what crosses a worker's queue.
@@ -47,6 +49,11 @@ records = [VideoRecord(path=p, label=0, line=i + 1) for i, p in enumerate(files)
 out = {}
 transforms = {"pretrain": PretrainTransform(224),
               "finetune": FinetuneTransform(224, rand_augment="rand-m7-n4-mstd0.5-inc1")}
+try:  # RandAugment and flip drawn here, applied on the device (not timed: not the worker's)
+    transforms["finetune-device"] = FinetuneTransform(
+        224, rand_augment="rand-m7-n4-mstd0.5-inc1", rand_augment_on="device")
+except TypeError:  # a checkout without data.rand_augment_on
+    pass
 for name, transform in transforms.items():
     for ns in (1, 4):
         ds = VideoClipDataset(records, num_frames=16, sampling_rate=4, transform=transform,
@@ -123,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):
             for name, src, data in settings:
                 runs[name].append(measure(src, data, args.rounds))
-    keys = [k for k in runs[settings[0][0]][0] if not k.endswith("bytes")]
-    mean = {name: {k: statistics.mean(r[k] for r in rs) for k in keys} for name, rs in runs.items()}
+    keys = list(dict.fromkeys(k for rs in runs.values() for k in rs[0] if not k.endswith("bytes")))
+    mean = {
+        name: {k: statistics.mean(r[k] for r in rs) for k in keys if k in rs[0]}
+        for name, rs in runs.items()
+    }
     ref = mean[settings[0][0]]["pretrain 1"]
     lines = [
         f"## {args.section}",
@@ -143,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for name, _, _ in settings:
-        for k in keys:
+        for k in (k for k in keys if k in mean[name]):
             pipe, ns = k.split()
             size = int(runs[name][0][f"{k} bytes"])
             lines.append(

@@ -21,6 +21,7 @@ from videomae.data.datamodule import VideoDataModule
 from videomae.data.datasets import VideoClipDataset
 from videomae.data.lists import VideoRecord
 from videomae.data.transforms import EvalTransform
+from videomae.errors import ConfigError
 
 
 def _dm(root: Path, **overrides) -> VideoDataModule:
@@ -43,6 +44,27 @@ def test_finetune_mode_with_repeated_augmentation(video_folder: Path) -> None:
     first = batch["video"][:3]
     assert not torch.equal(first[0], first[1])  # differently augmented
     assert torch.isfinite(batch["video"]).all()
+
+
+def test_rand_augment_on_the_device_finishes_to_the_same_batch(video_folder: Path) -> None:
+    """data.rand_augment_on=device: the batch carries each clip's drawn ops (host-side rows,
+    num_sample rows per video) and finishing it on the device gives the workers' batch."""
+    from videomae.data.device import finish_batch
+
+    batches = {}
+    for where in ("workers", "device"):
+        L.seed_everything(0)
+        dm = _dm(video_folder, mode="finetune", num_sample=2, rand_augment_on=where)
+        dm.setup("fit")
+        batch = dm.on_before_batch_transfer(next(iter(dm.train_dataloader())), 0)
+        batches[where] = batch
+    rows = batches["device"]["augment"]
+    assert isinstance(rows, list) and len(rows) == 4 and len(rows[0]) == 4 + 2 * 4  # n4 slots
+    assert "augment" not in batches["workers"]
+    done = {where: finish_batch(dict(b))["video"] for where, b in batches.items()}
+    assert torch.equal(done["workers"], done["device"])
+    with pytest.raises(ConfigError, match=r"data\.rand_augment_on"):
+        _dm(video_folder, rand_augment_on="gpu")
 
 
 def test_test_loader_stacks_every_view(video_folder: Path) -> None:

@@ -629,3 +629,73 @@ def test_test_transform_with_one_view_is_the_eval_transform() -> None:
         TestTransform(32, num_crops=0)
     with pytest.raises(ValueError, match="shape"):
         TestTransform(32)(frames[..., :2])
+
+
+# ------------------------------------------------------------ RandAugment and flip on the device
+
+
+def test_rand_augment_on_the_device_gives_the_workers_pixels() -> None:
+    """The workers draw the ops and the flip, the device applies them: the same pixels as the
+    workers applying them, clip by clip, in a channels-last batch."""
+    from videomae.data.device import augment_clips
+    from videomae.data.layout import stack
+
+    frames = textured_clip(6, 48, 64, seed=5).permute(0, 2, 3, 1).contiguous()  # (T, H, W, C)
+    here = FinetuneTransform(32, rand_augment="rand-m9-n3-mstd0.5-inc1", reprob=0.5)
+    there = FinetuneTransform(
+        32, rand_augment="rand-m9-n3-mstd0.5-inc1", reprob=0.5, rand_augment_on="device"
+    )
+    seeds = range(24)
+    outs = [here(frames, np.random.default_rng(s)) for s in seeds]
+    drawn = [there(frames, np.random.default_rng(s)) for s in seeds]
+    assert all("augment" not in o for o in outs)
+    rows = stack([d["augment"] for d in drawn])
+    assert rows.shape == (24, 4 + 2 * 3) and rows.dtype == torch.float64
+    assert (rows[:, 4::2] >= 0).sum() > 24  # ops were drawn (about half of 72)
+    assert 0 < int(rows[:, 0].sum()) < 24  # some clips flipped, some not
+    video = augment_clips(stack([d["video"] for d in drawn]), rows)
+    assert torch.equal(video, stack([o["video"] for o in outs]))
+    for o, d in zip(outs, drawn, strict=True):
+        assert torch.equal(o["erase"], d["erase"])  # the draws after them are the same too
+    plain = FinetuneTransform(32, rand_augment=None, flip=False, rand_augment_on="device")
+    row = plain(frames, np.random.default_rng(0))["augment"]
+    assert row.tolist() == [0.0, 0.0, 0.0, 0.0]  # nothing to do on the device
+
+
+def test_augment_rows_are_checked() -> None:
+    from videomae.data.device import augment_clips, augment_row
+
+    with pytest.raises(ValueError, match="3 ops for 2 slots"):
+        augment_row([("Invert", ())] * 3, False, (0, 0, 0), 2)
+    with pytest.raises(ValueError, match="2 rows"):
+        augment_clips(torch.zeros(3, 3, 2, 4, 4, dtype=torch.uint8), [[0.0] * 4] * 2)
+    with pytest.raises(ValueError, match="rand_augment_on"):
+        FinetuneTransform(32, rand_augment_on="gpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_rand_augment_on_cuda_matches_the_cpu_without_waiting_for_the_gpu() -> None:
+    """Every op on a GPU batch: the CPU's pixels within rounding, and nothing in it makes the
+    host wait for the GPU (sync debug mode raises on any synchronizing call)."""
+    from videomae.data.device import augment_clips, augment_row
+    from videomae.data.layout import channels_last_clip, stack
+    from videomae.data.randaugment import RAND_AUGMENT_ALL_OPS, rand_augment_arg
+
+    rng = np.random.default_rng(0)
+    clips, rows = [], []
+    for i, name in enumerate(RAND_AUGMENT_ALL_OPS):
+        clips.append(channels_last_clip(textured_clip(4, 40, 48, seed=i)))
+        rows.append(
+            augment_row([(name, rand_augment_arg(name, 8.0, rng))], i % 2 == 1, (124, 116, 104), 1)
+        )
+    batch, rows = stack(clips), stack(rows)
+    on_cpu = augment_clips(batch.clone(), rows)
+    on_gpu = batch.cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        on_gpu = augment_clips(on_gpu, rows.tolist())
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    diff = (on_gpu.cpu().int() - on_cpu.int()).abs()
+    assert int(diff.max()) <= 1 and float(diff.float().mean()) < 0.01

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from videomae.data.datasets import ON_ERROR_CHOICES, VideoClipDataset
 from videomae.data.decoding import BACKENDS
-from videomae.data.device import FinishOnDevice
+from videomae.data.device import AUGMENT_ON, FinishOnDevice
 from videomae.data.layout import collate
 from videomae.data.lists import (
     LIST_FORMATS,
@@ -108,8 +108,9 @@ def _flatten_repeated(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.T
     if video.ndim == 6:
         b, n = video.shape[:2]
         out["video"] = video.reshape(b * n, *video.shape[2:])
-        if "erase" in out:
-            out["erase"] = out["erase"].reshape(b * n, -1)
+        for key in ("erase", "augment"):  # per-clip rows drawn by the workers
+            if key in out:
+                out[key] = out[key].reshape(b * n, -1)
         out["label"] = out["label"].repeat_interleave(n)
         out["index"] = out["index"].repeat_interleave(n)
     return out
@@ -174,6 +175,9 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         train_ratio: random resized crop aspect-ratio range (fine-tuning).
         rand_augment: timm RandAugment config string, or ``None`` (fine-tuning).
         reprob: random erasing probability (fine-tuning).
+        rand_augment_on: ``workers`` or ``device`` (fine-tuning): where RandAugment and the
+            flip run; ``device``: the workers draw them and the device applies them after the
+            copy, with the same pixels (frees the workers, costs the step small kernels).
         num_sample: augmented clips per decoded video in training (repeated augmentation).
         test_num_clips: temporal views per test video.
         test_num_crops: spatial crops per temporal view at test time.
@@ -222,6 +226,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         train_ratio: Sequence[float] = (0.75, 4.0 / 3.0),
         rand_augment: str | None = "rand-m7-n4-mstd0.5-inc1",
         reprob: float = 0.25,
+        rand_augment_on: str = "workers",
         num_sample: int = 1,
         test_num_clips: int = 1,
         test_num_crops: int = 1,
@@ -268,6 +273,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             ("sampling", sampling, SAMPLING_CHOICES),
             ("backend", backend, BACKENDS),
             ("list_format", list_format, LIST_FORMATS),
+            ("rand_augment_on", rand_augment_on, AUGMENT_ON),
         ):
             if value not in choices:
                 raise ConfigError(f"data.{key} must be one of {choices}, got {value!r}")
@@ -276,6 +282,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         self.sampling = sampling
         self.backend = backend
         self.list_format = list_format
+        self.rand_augment_on = rand_augment_on
         if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not scales:
             raise ConfigError(f"data.scales must be a non-empty list of numbers, got {scales!r}")
         for s in scales:
@@ -444,6 +451,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
                     flip=self.flip,
                     rand_augment=self.rand_augment,
                     reprob=self.reprob,
+                    rand_augment_on=self.rand_augment_on,
                 )
         elif stage == "val":
             transform = EvalTransform(self.img_size)

@@ -19,12 +19,16 @@ from typing import Any
 import torch
 
 from videomae.constants import IMAGENET_MEAN, IMAGENET_STD
+from videomae.data.randaugment import RAND_AUGMENT_ALL_OPS, apply_rand_augment_op
 
 __all__ = [
+    "AUGMENT_ON",
     "ERASE_FIELDS",
     "ERASE_MODES",
     "HOST_FIELDS",
     "FinishOnDevice",
+    "augment_clips",
+    "augment_row",
     "erase_boxes",
     "finish_batch",
     "host_batch",
@@ -92,7 +96,56 @@ def erase_boxes(video: torch.Tensor, erase: torch.Tensor | Sequence[Sequence[int
     return video
 
 
-HOST_FIELDS = ("erase", "broken")
+AUGMENT_ON = ("workers", "device")
+"""Where fine-tuning's RandAugment and flip run: in the loader workers, or on the device after
+the copy (the workers draw them: the ``augment`` rows, :func:`augment_row`)."""
+
+
+def augment_row(
+    ops: Sequence[tuple[str, Sequence[float]]], flip: bool, fill: Sequence[float], num_ops: int
+) -> torch.Tensor:
+    """One clip's drawn RandAugment ops and flip as a float64 row for :func:`augment_clips`:
+    ``[flip, fill (3 values), then per op slot: op index in RAND_AUGMENT_ALL_OPS (-1: none),
+    its argument]``, ``num_ops`` slots (a fixed length, so that rows stack into a batch)."""
+    if len(ops) > num_ops or len(fill) != 3:
+        raise ValueError(f"{len(ops)} ops for {num_ops} slots, or a fill of {len(fill)} values")
+    row = [float(flip), *(float(v) for v in fill)]
+    for slot in range(num_ops):
+        if slot < len(ops):
+            name, args = ops[slot]
+            row += [float(RAND_AUGMENT_ALL_OPS.index(name)), float(args[0]) if args else 0.0]
+        else:
+            row += [-1.0, 0.0]
+    return torch.tensor(row, dtype=torch.float64)
+
+
+def augment_clips(
+    video: torch.Tensor, rows: torch.Tensor | Sequence[Sequence[float]]
+) -> torch.Tensor:
+    """RandAugment and flip of uint8 clips ``(B, C, T, H, W)`` on their device, in place: clip
+    ``i`` gets the ops of ``rows[i]`` (:func:`augment_row`) in order, then its flip; the same
+    pixels as the workers' :class:`~videomae.data.transforms.FinetuneTransform` gives."""
+    rows = rows.tolist() if isinstance(rows, torch.Tensor) else [list(r) for r in rows]
+    if len(rows) != video.shape[0] or video.dtype != torch.uint8:
+        raise ValueError(
+            f"augment must hold {video.shape[0]} rows for uint8 clips, got {len(rows)} rows "
+            f"for {video.dtype}"
+        )
+    for i, row in enumerate(rows):
+        flip, fill, slots = row[0] > 0, row[1:4], row[4:]
+        ops = [(int(slots[k]), slots[k + 1]) for k in range(0, len(slots), 2) if slots[k] >= 0]
+        if not ops and not flip:
+            continue
+        clip = video[i].permute(1, 0, 2, 3)  # (T, C, H, W)
+        for index, arg in ops:
+            clip = apply_rand_augment_op(clip, RAND_AUGMENT_ALL_OPS[index], (arg,), fill)
+        if flip:
+            clip = clip.flip(-1)
+        video[i] = clip.permute(1, 0, 2, 3)
+    return video
+
+
+HOST_FIELDS = ("erase", "augment", "broken")
 """Batch fields read on the host (the erase boxes, the replaced videos' indices): kept there as
 Python lists, since reading them back from the device would make the host wait for it."""
 
@@ -108,13 +161,18 @@ def host_batch(batch: Any) -> Any:
 
 
 def finish_batch(batch: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Normalize a batch's uint8 ``video`` (and apply its ``erase`` rows) on its device; the
-    same batch is returned (``erase`` removed). Other batches pass through unchanged."""
+    """Finish a batch's uint8 ``video`` on its device: its ``augment`` rows (RandAugment and
+    flip drawn by the workers, :func:`augment_clips`), normalization, its ``erase`` rows; the
+    same batch is returned (``augment`` and ``erase`` removed). Other batches pass through
+    unchanged."""
     if not isinstance(batch, MutableMapping) or not isinstance(batch.get("video"), torch.Tensor):
         return batch
     video = batch["video"]
     if video.is_floating_point():
         return batch
+    augment = batch.pop("augment", None)
+    if augment is not None:
+        video = augment_clips(video, augment)
     video = normalize_video(video)
     erase = batch.pop("erase", None)
     if erase is not None:

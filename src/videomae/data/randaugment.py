@@ -24,6 +24,7 @@ from videomae.constants import IMAGENET_MEAN
 
 __all__ = [
     "DEFAULT_FILL",
+    "RAND_AUGMENT_ALL_OPS",
     "RAND_AUGMENT_INCREASING_OPS",
     "RAND_AUGMENT_OPS",
     "ClipRandAugment",
@@ -71,6 +72,11 @@ RAND_AUGMENT_INCREASING_OPS: tuple[str, ...] = (
     "TranslateYRel",
 )
 """timm's ``_RAND_INCREASING_TRANSFORMS`` (``inc1``): strength grows with the magnitude."""
+
+RAND_AUGMENT_ALL_OPS: tuple[str, ...] = tuple(
+    dict.fromkeys(RAND_AUGMENT_OPS + RAND_AUGMENT_INCREASING_OPS)
+)
+"""Every op name of both sets, once each: the op indices of rows drawn for the device."""
 
 DEFAULT_FILL: tuple[int, int, int] = tuple(round(255 * v) for v in IMAGENET_MEAN)  # type: ignore[assignment]
 """Fill colour of pixels that geometric ops move in from outside: the ImageNet mean, 0..255."""
@@ -144,12 +150,18 @@ def _affine_clip(
         padding_mode="border",
         align_corners=False,
     )
-    fill_t = torch.tensor(list(fill), dtype=torch.float32, device=clip.device).view(1, -1, 1, 1)
-    fill_t.clamp_(0, 255)
+    fills = [min(max(float(v), 0.0), 255.0) for v in fill]
+    fills = fills * clip.shape[1] if len(fills) == 1 else fills
+    if len(fills) != clip.shape[1]:
+        raise ValueError(f"fill has {len(fills)} values for {clip.shape[1]} channels")
     # inside ? warped : fill, exactly (products with 1 and 0, sums with 0), faster than where;
-    # bilinear weights and the fill keep the values in 0..255, so rounding needs no clamp
-    outside = (~inside).to(torch.float32)
-    warped.mul_(inside.to(torch.float32)).add_(fill_t * outside)
+    # the fill as Python numbers: no copy to a GPU (which would wait for it) per call
+    inside_f = inside.to(torch.float32)
+    outside = 1.0 - inside_f
+    warped.mul_(inside_f)
+    for channel, value in enumerate(fills):
+        warped[:, channel].add_(outside, alpha=value)
+    # bilinear weights and the fill keep the values in 0..255: rounding needs no clamp
     return warped.round_().to(torch.uint8)
 
 
@@ -364,18 +376,23 @@ class ClipRandAugment:
             drawn.append((name, rand_augment_arg(name, self.sample_magnitude(rng), rng)))
         return drawn
 
-    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
-        """uint8 ``(T, C, H, W)`` -> augmented uint8 ``(T, C, H, W)`` (input not modified)."""
+    def apply(self, clip: torch.Tensor, ops: Sequence[tuple[str, Sequence[float]]]) -> torch.Tensor:
+        """uint8 ``(T, C, H, W)`` -> the clip after ``ops`` (drawn by :meth:`sample`), in
+        order; the input is not modified."""
         if clip.ndim != 4 or clip.dtype != torch.uint8:
             raise ValueError(
                 f"expected a uint8 clip (T, C, H, W), got {clip.dtype} shape {tuple(clip.shape)}"
             )
         if clip.shape[1] != len(self.fill):
             raise ValueError(f"fill has {len(self.fill)} values for {clip.shape[1]} channels")
-        rng = np.random.default_rng() if rng is None else rng
-        for name, args in self.sample(rng):
+        for name, args in ops:
             clip = apply_rand_augment_op(clip, name, args, self.fill)
         return clip
+
+    def __call__(self, clip: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """uint8 ``(T, C, H, W)`` -> augmented uint8 ``(T, C, H, W)`` (input not modified)."""
+        rng = np.random.default_rng() if rng is None else rng
+        return self.apply(clip, self.sample(rng))
 
     def __repr__(self) -> str:
         return f"ClipRandAugment({self.config_str!r}, fill={self.fill})"

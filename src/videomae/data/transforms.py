@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from videomae.constants import IMAGENET_MEAN
-from videomae.data.device import ERASE_FIELDS, ERASE_MODES, erase_boxes
+from videomae.data.device import AUGMENT_ON, ERASE_FIELDS, ERASE_MODES, augment_row, erase_boxes
 from videomae.data.layout import channels_last_clip
 from videomae.data.layout import stack as stack_clips
 from videomae.data.randaugment import ClipRandAugment
@@ -462,6 +462,9 @@ class FinetuneTransform:
         reprob: random erasing probability (0 turns it off: every clip's row says "none").
         antialias: antialiased bilinear resize.
         remode: random erasing mode (``pixel``, ``rand``, ``const``).
+        rand_augment_on: ``workers`` (here) or ``device``: RandAugment and the flip are drawn
+            here and applied on the device after the copy (the ``augment`` row,
+            :func:`videomae.data.device.augment_clips`), with the same pixels.
     """
 
     def __init__(
@@ -474,9 +477,15 @@ class FinetuneTransform:
         reprob: float = 0.25,
         antialias: bool = True,
         remode: str = "pixel",
+        rand_augment_on: str = "workers",
     ) -> None:
         if img_size < 1:
             raise ValueError(f"img_size must be >= 1, got {img_size}")
+        if rand_augment_on not in AUGMENT_ON:
+            raise ValueError(
+                f"rand_augment_on must be one of {AUGMENT_ON}, got {rand_augment_on!r}"
+            )
+        self.on_device = rand_augment_on == "device"
         self.img_size = int(img_size)
         self.crop = RandomResizedCrop(img_size, scale, ratio, antialias=antialias)
         self.flip = bool(flip)
@@ -493,15 +502,24 @@ class FinetuneTransform:
         if frames.dtype != torch.uint8:
             raise ValueError(f"expected uint8 frames (T, H, W, C), got {frames.dtype}")
         clip = self.crop(_frames_to_tchw(frames), rng)  # a new tensor
-        if self.rand_augment is not None:
-            clip = self.rand_augment(clip, rng)
-        if self.flip and rng.random() < 0.5:
-            clip = clip.flip(-1)
+        # the same draws in the same order either way, so both give the same pixels
+        ops = self.rand_augment.sample(rng) if self.rand_augment is not None else []
+        flip = self.flip and rng.random() < 0.5
+        if not self.on_device:
+            if self.rand_augment is not None:
+                clip = self.rand_augment.apply(clip, ops)
+            if flip:
+                clip = clip.flip(-1)
         if self.erasing is not None:
             erase = self.erasing.params(self.img_size, self.img_size, rng)
         else:
             erase = torch.zeros(len(ERASE_FIELDS), dtype=torch.int64)
-        return {"video": channels_last_clip(clip), "erase": erase}
+        item = {"video": channels_last_clip(clip), "erase": erase}
+        if self.on_device:
+            augment = self.rand_augment
+            slots, fill = (augment.config.num_ops, augment.fill) if augment else (0, (0, 0, 0))
+            item["augment"] = augment_row(ops, flip, fill, slots)
+        return item
 
 
 # ------------------------------------------------------------------------------- test views
