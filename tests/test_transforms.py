@@ -634,17 +634,16 @@ def test_test_transform_with_one_view_is_the_eval_transform() -> None:
 # ------------------------------------------------------------ RandAugment and flip on the device
 
 
-def test_rand_augment_on_the_device_gives_the_workers_pixels() -> None:
+@pytest.mark.parametrize("config", ["rand-m9-n3-mstd0.5-inc1", "rand-m9-n3-mstd0.5"])
+def test_rand_augment_on_the_device_gives_the_workers_pixels(config: str) -> None:
     """The workers draw the ops and the flip, the device applies them: the same pixels as the
-    workers applying them, clip by clip, in a channels-last batch."""
+    workers applying them, clip by clip, in a channels-last batch (both op sets)."""
     from videomae.data.device import augment_clips
     from videomae.data.layout import stack
 
     frames = textured_clip(6, 48, 64, seed=5).permute(0, 2, 3, 1).contiguous()  # (T, H, W, C)
-    here = FinetuneTransform(32, rand_augment="rand-m9-n3-mstd0.5-inc1", reprob=0.5)
-    there = FinetuneTransform(
-        32, rand_augment="rand-m9-n3-mstd0.5-inc1", reprob=0.5, rand_augment_on="device"
-    )
+    here = FinetuneTransform(32, rand_augment=config, reprob=0.5)
+    there = FinetuneTransform(32, rand_augment=config, reprob=0.5, rand_augment_on="device")
     seeds = range(24)
     outs = [here(frames, np.random.default_rng(s)) for s in seeds]
     drawn = [there(frames, np.random.default_rng(s)) for s in seeds]
@@ -699,3 +698,21 @@ def test_rand_augment_on_cuda_matches_the_cpu_without_waiting_for_the_gpu() -> N
         torch.cuda.set_sync_debug_mode("default")
     diff = (on_gpu.cpu().int() - on_cpu.int()).abs()
     assert int(diff.max()) <= 1 and float(diff.float().mean()) < 0.01
+
+
+def test_sharpness_is_torchvisions_with_its_kernel_made_once() -> None:
+    """Our Sharpness (its kernel cached per device, no copy from the host on a GPU) gives
+    torchvision's numbers, for either memory layout, 1 or 3 channels and frames too small to
+    blur."""
+    import torchvision.transforms.v2.functional as TF
+
+    g = torch.Generator().manual_seed(0)
+    for shape in [(4, 3, 40, 48), (2, 3, 3, 3), (2, 3, 2, 5), (3, 1, 10, 12)]:
+        clip = torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
+        for factor in (0.0, 0.1, 1.0, 1.7, 2.5):
+            expected = TF.adjust_sharpness(clip, factor)
+            for x in (clip, clip.contiguous(memory_format=torch.channels_last)):
+                out = apply_rand_augment_op(x, "Sharpness", (factor,))
+                assert torch.equal(out, expected), (shape, factor)
+    with pytest.raises(ValueError, match="Sharpness factor"):
+        apply_rand_augment_op(clip, "Sharpness", (-0.5,))

@@ -132,7 +132,9 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
     - training: ``video`` uint8 ``(B, 3, T, S, S)`` (``B = batch_size x num_sample``; the clips
       of one video are adjacent), ``mode="pretrain"``: multi-scale crop (and flip if ``flip``);
       ``mode="finetune"``: random resized crop, flip if ``flip``, RandAugment, and ``erase``
-      int64 ``(B, 6)``: the random-erasing boxes the device applies after normalizing;
+      int64 ``(B, 6)``: the random-erasing boxes the device applies after normalizing; with
+      ``rand_augment_on="device"`` RandAugment and the flip are left to the device, drawn in
+      ``augment`` float64 ``(B, 4 + 2 n)`` (:func:`videomae.data.device.augment_row`);
     - validation: one view per video (centered window / fixed segments, center crop), same shape;
     - test (``test_list``, or the validation list when it is ``None``): every view,
       ``video`` ``(B, V, 3, T, S, S)`` with ``V = test_num_clips x test_num_crops``

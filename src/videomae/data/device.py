@@ -124,7 +124,9 @@ def augment_clips(
 ) -> torch.Tensor:
     """RandAugment and flip of uint8 clips ``(B, C, T, H, W)`` on their device, in place: clip
     ``i`` gets the ops of ``rows[i]`` (:func:`augment_row`) in order, then its flip; the same
-    pixels as the workers' :class:`~videomae.data.transforms.FinetuneTransform` gives."""
+    pixels as the workers' :class:`~videomae.data.transforms.FinetuneTransform` gives on the
+    CPU (on a GPU within a grey level: its convolution, means and ``grid_sample`` round
+    differently)."""
     rows = rows.tolist() if isinstance(rows, torch.Tensor) else [list(r) for r in rows]
     if len(rows) != video.shape[0] or video.dtype != torch.uint8:
         raise ValueError(
@@ -146,8 +148,9 @@ def augment_clips(
 
 
 HOST_FIELDS = ("erase", "augment", "broken")
-"""Batch fields read on the host (the erase boxes, the replaced videos' indices): kept there as
-Python lists, since reading them back from the device would make the host wait for it."""
+"""Batch fields read on the host (the erase boxes, the drawn RandAugment ops and flips, the
+replaced videos' indices): kept there as Python lists, since reading them back from the device
+would make the host wait for it."""
 
 
 def host_batch(batch: Any) -> Any:
@@ -182,15 +185,16 @@ def finish_batch(batch: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
 
 
 class FinishOnDevice:
-    """Data-module hooks around the copy of a batch to the device: the ``erase`` rows and the
-    ``broken`` indices stay on the host (:func:`host_batch`), then the uint8 ``video`` is
-    normalized and erased there (:func:`finish_batch`). Mixed into the data modules, first in
-    their bases."""
+    """Data-module hooks around the copy of a batch to the device: the ``erase`` and
+    ``augment`` rows and the ``broken`` indices stay on the host (:func:`host_batch`), then the
+    uint8 ``video`` is augmented (where the rows ask), normalized and erased there
+    (:func:`finish_batch`). Mixed into the data modules, first in their bases."""
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """The :data:`HOST_FIELDS` as lists (not copied to the device)."""
         return host_batch(batch)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """uint8 ``video`` -> normalized float32, random erasing applied."""
+        """uint8 ``video`` -> normalized float32, RandAugment (``augment`` rows) and random
+        erasing applied."""
         return finish_batch(batch)

@@ -10,6 +10,7 @@ transform (:class:`videomae.data.transforms.FinetuneTransform`) runs it after th
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -165,6 +166,33 @@ def _affine_clip(
     return warped.round_().to(torch.uint8)
 
 
+@functools.cache
+def _sharpness_kernel(device: torch.device, channels: int) -> torch.Tensor:
+    """The 3x3 smoothing kernel of PIL's ``ImageEnhance.Sharpness`` (1 at the edges, 5 in the
+    middle, over 13) per channel, made once per device without a copy from the host."""
+    kernel = torch.full((3, 3), 1.0 / 13.0, dtype=torch.float32, device=device)
+    kernel[1, 1] = 5.0 / 13.0
+    return kernel.expand(channels, 1, 3, 3)
+
+
+def _sharpness(clip: torch.Tensor, factor: float) -> torch.Tensor:
+    """torchvision's ``adjust_sharpness`` of a uint8 clip, the same numbers: the clip blended
+    with its smoothed interior (rounded), ``factor`` 1 the clip itself. torchvision builds its
+    kernel from a Python list on every call, which on a GPU is a copy that waits for the
+    device; here it is made once (:func:`_sharpness_kernel`). Channels-last frames: the blur
+    was 6x faster so (11 against 67 ms a 16x224x224 clip on one core)."""
+    channels, height, width = clip.shape[-3:]
+    if factor < 0:
+        raise ValueError(f"Sharpness factor must be >= 0, got {factor}")
+    if height <= 2 or width <= 2:
+        return clip.clone()
+    x = clip.contiguous(memory_format=torch.channels_last).to(torch.float32)
+    blurred = F.conv2d(x, _sharpness_kernel(clip.device, channels), groups=channels).round_()
+    interior = x[..., 1:-1, 1:-1]
+    interior.add_(blurred.sub_(interior), alpha=1.0 - factor)
+    return x.clamp_(0, 255).to(torch.uint8)
+
+
 def _autocontrast(clip: torch.Tensor) -> torch.Tensor:
     """PIL's ``ImageOps.autocontrast`` (no cutoff) per frame and channel, bit-exact.
 
@@ -246,8 +274,8 @@ def apply_rand_augment_op(
         return TF.adjust_contrast(clip, arg)
     if base == "Brightness":
         return TF.adjust_brightness(clip, arg)
-    if base == "Sharpness":  # its 3x3 blur is 6x faster on channels-last frames
-        return TF.adjust_sharpness(clip.contiguous(memory_format=torch.channels_last), arg)
+    if base == "Sharpness":
+        return _sharpness(clip, arg)
     if base == "ShearX":
         return _affine_clip(clip, (1.0, arg, 0.0, 0.0, 1.0, 0.0), fill)
     if base == "ShearY":

@@ -497,7 +497,8 @@ class FinetuneTransform:
         self, frames: torch.Tensor, rng: np.random.Generator | None = None
     ) -> dict[str, torch.Tensor]:
         """uint8 ``(T, H, W, C)`` -> ``{"video": uint8 (C, T, size, size), "erase": int64
-        (6,)}``."""
+        (6,)}``, and ``"augment"``: float64 ``(4 + 2 n,)`` where RandAugment and the flip are
+        left to the device."""
         rng = np.random.default_rng() if rng is None else rng
         if frames.dtype != torch.uint8:
             raise ValueError(f"expected uint8 frames (T, H, W, C), got {frames.dtype}")
