@@ -36,9 +36,13 @@
 #   5. torch.compile under FSDP with activation checkpointing (model.compile=true; `auto` stays
 #      eager there until this passes): 20 steps, then relaunched to 30 (resumes); exit codes,
 #      recompilations (dynamo's log) and clips/s.
-# Steps 0-5 take more than one call's 10 minutes and more than one session's 15 minutes of
+#   6. benchmarks/pipeline.py --gpu --finetune: train.py ViT-B fine-tuning (num_sample 2, 15
+#      workers, the transcoded copy) with RandAugment in the workers, then on the device
+#      (data.rand_augment_on=device): clips/s and data wait, which decide its default.
+# Steps 0-6 take more than one call's 10 minutes and more than one session's 15 minutes of
 # device time. By what the open issues need: "0 3", then "4" (the model step, the loop, the data
-# path); in a later session "1 2 5" (DDP/FSDP table, preemption, compiled FSDP).
+# path); in a later session "1 2 5 6" (DDP/FSDP table, preemption, compiled FSDP, fine-tuning's
+# RandAugment).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +51,7 @@ WANT=()
 for arg in "$@"; do
   if [[ "$arg" == "--dry-run" ]]; then DRY=1; else WANT+=("$arg"); fi
 done
-(( ${#WANT[@]} )) || WANT=(0 1 2 3 4 5)
+(( ${#WANT[@]} )) || WANT=(0 1 2 3 4 5 6)
 want() { [[ " ${WANT[*]} " == *" $1 "* ]]; }
 OUTDIR="${OUT:-logs/gpu_check}"
 mkdir -p "$OUTDIR"
@@ -235,6 +239,18 @@ rates = [float(r["perf/clips_per_sec"]) for r in rows if r.get("perf/clips_per_s
 print(f"clips/s of the logged windows: {', '.join(f'{x:.0f}' for x in rates)}")
 EOF
 )"
+fi
+
+# ---------------------------------------------------------------- 6. fine-tuning's RandAugment
+if want 6; then
+  if (( DRY )); then
+    FT=(--finetune --steps 12 --files 2 --img-size 64)
+  else
+    FT=(--gpu --finetune --steps 150 --write)
+  fi
+  $PY benchmarks/pipeline.py "${FT[@]}" > "$OUTDIR/finetune.log" 2>&1
+  note "6. benchmarks/pipeline.py --finetune: exit $?"
+  grep '^| 5\.' "$OUTDIR/finetune.log" | sed 's/^/   /' | tee -a "$SUMMARY"
 fi
 
 cp BENCHMARKS.md "$OUTDIR/" 2>/dev/null

@@ -19,11 +19,15 @@ sampling, 16 segments), the same files as ``benchmarks/data_throughput.py``:
    files as they are and on the copy (this checkout's), in one run.
 
 Rows 2 and 4 are also given as a fraction of row 3 (what the data path lets the model step do).
+With ``--finetune``, only row 5 (its own section): ``train.py`` fine-tuning
+(``experiment=k400_finetune``, num_sample 2) on the Kinetics-like copy with RandAugment and the
+flip in the workers, then on the device (``data.rand_augment_on=device``): clips/s and data wait.
 
     python benchmarks/pipeline.py --write          # CPU-sized: tiny, fp32, 1 worker
     python benchmarks/pipeline.py --gpu --write    # ViT-B, bf16, 15 workers, batch 32
     python benchmarks/pipeline.py --gpu --compile  # the model step and train.py compiled
     python benchmarks/pipeline.py --img-size 64 --baseline /tmp/old  # train.py against old
+    python benchmarks/pipeline.py --gpu --finetune --steps 150  # RandAugment: workers or device
 
 Rows 3 and 4 run the same model, both eager or (``--compile``) both compiled.
 """
@@ -38,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +59,7 @@ from videomae.data.decoding import read_frames  # noqa: E402
 from videomae.data.sampling import dense_indices, segment_indices  # noqa: E402
 
 SECTION = "The data path end to end (benchmarks/pipeline.py)"
+SECTION_FINETUNE = "Fine-tuning end to end: RandAugment in the workers or on the device"
 KINDS = {"Kinetics-like": (KINETICS_LIKE, "dense"), "SSv2-like": (SSV2_LIKE, "segment")}
 
 
@@ -89,7 +95,13 @@ def prepare(tmp: Path, kind: ClipKind, files: int, repeats: int) -> tuple[Path, 
 
 
 def train_rate(
-    root: Path, args: argparse.Namespace, out: Path, checkout: Path = ROOT
+    root: Path,
+    args: argparse.Namespace,
+    out: Path,
+    checkout: Path = ROOT,
+    experiment: str = "k400_pretrain",
+    num_sample: int = 4,
+    extra: Sequence[str] = (),
 ) -> tuple[float, float, int]:
     """``train.py`` of ``checkout`` (its ``src`` imported) on ``root``'s list: mean clips/s and
     data-wait fraction after the first third of the logged windows, and the number of
@@ -100,14 +112,15 @@ def train_rate(
         else ["backbone=tiny", "trainer=cpu", f"data.img_size={args.img_size}"]
     )
     command = [
-        sys.executable, str(checkout / "train.py"), "experiment=k400_pretrain", *model,
+        sys.executable, str(checkout / "train.py"), f"experiment={experiment}", *model,
         "data=custom", f"data.root={root}", "data.train_list=list.csv", "data.val_list=list.csv",
-        "data.num_classes=1", "data.num_sample=4", f"data.batch_size={args.batch // 4}",
+        "data.num_classes=2", f"data.num_sample={num_sample}",
+        f"data.batch_size={args.batch // num_sample}",
         f"data.num_workers={args.workers}", f"+trainer.max_steps={args.steps}",
         "validate=false", "+trainer.limit_val_batches=0", "model.optim.warmup_epochs=0",
         "callbacks.reconstruction=null", "callbacks.rich_progress_bar=null", "logger=csv",
         "trainer.log_every_n_steps=10", "extras.print_config=false", f"hydra.run.dir={out}",
-        "auto_resume=false", f"model.compile={str(args.compile).lower()}",
+        "auto_resume=false", f"model.compile={str(args.compile).lower()}", *extra,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(checkout / "src")}
     with open(out.parent / "train.log", "w") as log:
@@ -142,12 +155,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline", type=Path, help="an older checkout (git worktree): its train.py too, in row 4"
     )
+    parser.add_argument(
+        "--finetune",
+        action="store_true",
+        help="only row 5: fine-tuning end to end, RandAugment in the workers and on the device",
+    )
     parser.add_argument("--write", action="store_true", help="write the table to BENCHMARKS.md")
     args = parser.parse_args(argv)
     args.workers = args.workers or (15 if args.gpu else 1)
     args.batch = args.batch or (32 if args.gpu else 8)
     nvdec = torch.cuda.is_available()
     rows: list[tuple[str, str, float, str]] = []  # (row, files, clips/s, note)
+    if args.finetune:
+        return finetune_rows(args, argv)
 
     step = run_isolated({
         "variant": "ours", "size": "vit_b" if args.gpu else "tiny",
@@ -205,13 +225,11 @@ def main(argv: list[str] | None = None) -> int:
                          rate, f"{rate / model_rate:.2f}x the model step; data wait {wait:.1%} "
                          f"({windows} windows after the first third)"))  # fmt: skip
 
-    model = "ViT-B, bf16, 16x224" if args.gpu else f"tiny, fp32, 16x{args.img_size}"
-    model += ", compiled (row 3 and train.py)" if args.compile else ", eager"
     lines = [
         f"## {SECTION}",
         "",
         f"`python benchmarks/pipeline.py {' '.join(argv or sys.argv[1:])}` at {commit()} on "
-        f"{machine()}, {time.strftime('%Y-%m-%d')}. Model: {model}, tube 0.9, "
+        f"{machine()}, {time.strftime('%Y-%m-%d')}. Model: {_model(args)}, tube 0.9, "
         f"{args.batch} clips a step; loader at 224 px, pretraining transform, "
         f"{args.batches} batches timed after the prefetch queue drained.",
         "",
@@ -220,6 +238,46 @@ def main(argv: list[str] | None = None) -> int:
         *(f"| {row} | {files} | {rate:.1f} | {note} |" for row, files, rate, note in rows),
     ]
     publish(SECTION, lines, args.write)
+    return 0
+
+
+def _model(args: argparse.Namespace) -> str:
+    """The model of the table's header."""
+    model = "ViT-B, bf16, 16x224" if args.gpu else f"tiny, fp32, 16x{args.img_size}"
+    return model + (", compiled (row 3 and train.py)" if args.compile else ", eager")
+
+
+def finetune_rows(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Row 5 alone: ``train.py`` fine-tuning (``experiment=k400_finetune``, num_sample 2) on the
+    Kinetics-like copy with RandAugment and the flip in the workers, then on the device
+    (``data.rand_augment_on``), taking turns; its own section of BENCHMARKS.md."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        needed = (args.workers * 2 + 1) * args.batch + args.steps * args.batch
+        _, fast = prepare(Path(tmp), KINETICS_LIKE, args.files, max(16, -(-needed // args.files)))
+        for i, where in enumerate(("workers", "device")):
+            rate, wait, windows = train_rate(
+                fast, args, Path(tmp) / f"ft_{i}", experiment="k400_finetune", num_sample=2,
+                extra=["test=false", f"data.rand_augment_on={where}"],
+            )  # fmt: skip
+            rows.append(
+                f"| 5. train.py fine-tuning, {args.steps} steps, num_sample 2, transcoded copy, "
+                f"RandAugment in the {where if where == 'workers' else 'device'} | Kinetics-like "
+                f"| {rate:.1f} | data wait {wait:.1%} ({windows} windows after the first third) |"
+            )
+    lines = [
+        f"## {SECTION_FINETUNE}",
+        "",
+        f"`python benchmarks/pipeline.py {' '.join(argv or sys.argv[1:])}` at {commit()} on "
+        f"{machine()}, {time.strftime('%Y-%m-%d')}. Model: {_model(args)}, {args.batch} clips "
+        f"a step, {args.workers} loader worker{'s' if args.workers > 1 else ''}; random "
+        "resized crop, RandAugment rand-m7-n4-mstd0.5-inc1, random erasing 0.25, mixup.",
+        "",
+        "| row | files | clips/s | note |",
+        "| --- | --- | ---: | --- |",
+        *rows,
+    ]
+    publish(SECTION_FINETUNE, lines, args.write)
     return 0
 
 
