@@ -244,7 +244,7 @@ fi
 # ---------------------------------------------------------------- 6. fine-tuning's RandAugment
 if want 6; then
   if (( DRY )); then
-    FT=(--finetune --steps 12 --files 2 --img-size 64)
+    FT=(--finetune --steps 40 --files 2 --img-size 64)
   else
     FT=(--gpu --finetune --steps 150 --write)
   fi

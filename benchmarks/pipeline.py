@@ -262,7 +262,8 @@ def finetune_rows(args: argparse.Namespace, argv: list[str] | None) -> int:
             )  # fmt: skip
             rows.append(
                 f"| 5. train.py fine-tuning, {args.steps} steps, num_sample 2, transcoded copy, "
-                f"RandAugment in the {where if where == 'workers' else 'device'} | Kinetics-like "
+                f"RandAugment {'in the workers' if where == 'workers' else 'on the device'} | "
+                "Kinetics-like "
                 f"| {rate:.1f} | data wait {wait:.1%} ({windows} windows after the first third) |"
             )
     lines = [
