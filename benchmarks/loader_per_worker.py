@@ -72,7 +72,9 @@ print(json.dumps(out))
 
 def measure(src: Path, folder: Path, rounds: int) -> dict[str, float]:
     """Clips/s and bytes per clip of each pipeline, in a process importing ``src``."""
-    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONWARNINGS": "ignore"}
+    from model_throughput import src_env
+
+    env = {**src_env(src), "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(
         [sys.executable, "-c", MEASURE, str(folder), str(rounds)],
         capture_output=True, text=True, env=env, check=True,
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, generate
-    from model_throughput import commit, machine, publish
+    from model_throughput import commit, machine, publish, src_env
 
     from videomae.cli.transcode import main as transcode
 
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             if old_transcoder:  # the copy the baseline's own videomae-transcode makes
                 old_fast = Path(tmp) / "fast_baseline"
                 argv_t[argv_t.index(str(fast))] = str(old_fast)
-                env = {**os.environ, "PYTHONPATH": str(args.baseline_src)}
+                env = src_env(args.baseline_src)
                 command = [sys.executable, "-m", "videomae.cli.transcode", *argv_t]
                 subprocess.run(command, env=env, check=True, capture_output=True)
                 settings.append(("baseline, its transcoded copy", args.baseline_src, old_fast))

@@ -313,6 +313,14 @@ def commit() -> str:
     return result.stdout.strip() or "?"
 
 
+def src_env(src: Path) -> dict[str, str]:
+    """This process's environment with ``src`` (a checkout's ``src`` folder) first on
+    ``PYTHONPATH``, the rest kept (where the dependencies are installed with ``--target``, as
+    on the lent GPU machine, they are on it)."""
+    paths = [str(src), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def publish(section: str, lines: list[str], write: bool) -> None:
     """Print the report ``lines`` and, with ``write``, put them in BENCHMARKS.md as ``section``."""
     table = "\n".join(lines) + "\n"

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
-import os
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from data_throughput import DEFAULT_CACHE, KINETICS_LIKE, SSV2_LIKE, ClipKind, generate  # noqa: E402
 from loader_workers import loader_rate  # noqa: E402
-from model_throughput import commit, machine, publish, run_isolated  # noqa: E402
+from model_throughput import commit, machine, publish, run_isolated, src_env  # noqa: E402
 
 from videomae.cli.transcode import main as transcode  # noqa: E402
 from videomae.data.decoding import read_frames  # noqa: E402
@@ -122,7 +121,7 @@ def train_rate(
         "trainer.log_every_n_steps=10", "extras.print_config=false", f"hydra.run.dir={out}",
         "auto_resume=false", f"model.compile={str(args.compile).lower()}", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(checkout / "src")}
+    env = src_env(checkout / "src")
     with open(out.parent / "train.log", "w") as log:
         subprocess.run(
             command, cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT, check=True
