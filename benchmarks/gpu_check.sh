@@ -196,7 +196,7 @@ note "   host-device syncs over 50 eager steps (benchmarks/count_syncs.py; exit 
 grep -A12 '^synchronizing operations' "$OUTDIR/syncs.log" | sed 's/^/   /' | tee -a "$SUMMARY"
 if $PY -c "import pytest" 2>/dev/null; then
   $PY -m pytest -q -p no:cacheprovider tests/test_decoding.py tests/test_layout.py \
-    tests/test_transforms.py -k "nvdec or cuda" > "$OUTDIR/nvdec_tests.log" 2>&1
+    tests/test_transforms.py -k "nvdec or cuda or forked" > "$OUTDIR/nvdec_tests.log" 2>&1
   note "   NVDEC, CUDA-layout and CUDA RandAugment tests: $(tail -1 "$OUTDIR/nvdec_tests.log")"
 else
   note "   NVDEC and CUDA tests not run: no pytest (pass 'pytest pluggy iniconfig' to device-wheels.sh)"

@@ -3,6 +3,7 @@ fallback, broken files, probing, and the shared real clips."""
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import warnings
 from fractions import Fraction
@@ -87,6 +88,41 @@ def test_each_container_and_backend_decodes_repeated_unsorted_indices(
     assert frames.dtype == torch.uint8 and frames.shape == (7, HEIGHT, WIDTH, 3)
     assert decoded_frame_ids(frames) == wanted
     assert video_length(clips[name], backend=backend) == FRAMES
+
+
+def _decode_in_child(path: Path, queue) -> None:
+    queue.put(decoded_frame_ids(read_frames(path, _take([5, 20]), backend="pyav")))
+
+
+def test_pyav_decodes_in_a_worker_forked_after_the_parent_decoded(
+    clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loader workers are forked from a process that may have decoded (the reconstruction
+    pictures, a validation pass without workers). Frames are converted with one scaling thread:
+    with PyAV 19's default pool the forked child waited forever for the parent's threads."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs fork")
+    threads = []
+    original = av.VideoFrame.to_ndarray
+
+    def recording(self, *args, **kwargs):
+        threads.append(kwargs.get("threads"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(av.VideoFrame, "to_ndarray", recording)
+    path = clips["h264.mp4"]
+    assert decoded_frame_ids(read_frames(path, _take([5, 20]), backend="pyav")) == [5, 20]
+    assert threads and set(threads) == {1}
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_decode_in_child, args=(path, queue))
+    child.start()
+    child.join(60)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung, "the forked child hung converting a frame"
+    assert queue.get(timeout=10) == [5, 20]
 
 
 def test_backends_return_identical_pixels(clips: dict[str, Path]) -> None:

@@ -139,7 +139,7 @@ def _encode_h264(source: Path, target: Path, options: TranscodeOptions) -> None:
             out.width, out.height, out.pix_fmt = width, height, "yuv420p"
             tick = Fraction(rate.denominator, rate.numerator)  # one frame
             for index, frame in enumerate(src.decode(stream)):
-                image = frame.reformat(width=width, height=height, format="yuv420p")
+                image = frame.reformat(width=width, height=height, format="yuv420p", threads=1)
                 image.pts, image.time_base = index, tick
                 for packet in out.encode(image):
                     dst.mux(packet)
@@ -158,7 +158,7 @@ def _write_frames(source: Path, target: Path, options: TranscodeOptions) -> None
             stream.codec_context.height, stream.codec_context.width, options.short_side
         )
         for index, frame in enumerate(src.decode(stream), start=1):
-            image = frame.reformat(width=width, height=height, format="rgb24").to_image()
+            image = frame.reformat(width=width, height=height, format="rgb24", threads=1).to_image()
             image.save(target / f"img_{index:05d}.jpg", quality=options.jpeg_quality)
 
 

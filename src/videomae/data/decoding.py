@@ -725,8 +725,11 @@ def _decode_range(
             else:
                 position += 1
             if position in wanted:
+                # one scaling thread: PyAV >= 17 scales on a pool of threads by default (one
+                # per CPU), and with PyAV 19 a loader worker forked from a process that had
+                # converted a frame so waits forever for threads it does not have
                 got[position] = frame.to_ndarray(
-                    format="rgb24", width=width, height=height, interpolation="BICUBIC"
+                    format="rgb24", width=width, height=height, interpolation="BICUBIC", threads=1
                 )
             if position >= last:
                 break
