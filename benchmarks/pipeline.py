@@ -224,19 +224,33 @@ def main(argv: list[str] | None = None) -> int:
                          rate, f"{rate / model_rate:.2f}x the model step; data wait {wait:.1%} "
                          f"({windows} windows after the first third)"))  # fmt: skip
 
+    setup = (
+        f"Model: {_model(args)}, tube 0.9, {args.batch} clips a step; loader at 224 px, "
+        f"pretraining transform, {args.batches} batches timed after the prefetch queue drained."
+    )
+    return _publish(SECTION, argv, args, setup, rows)
+
+
+def _publish(
+    section: str,
+    argv: list[str] | None,
+    args: argparse.Namespace,
+    setup: str,
+    rows: list[tuple[str, str, float, str]],
+) -> int:
+    """Print the table of ``rows`` (row, files, clips/s, note) under the command, the machine
+    and ``setup``; with ``--write`` put it in BENCHMARKS.md as ``section``."""
     lines = [
-        f"## {SECTION}",
+        f"## {section}",
         "",
         f"`python benchmarks/pipeline.py {' '.join(argv or sys.argv[1:])}` at {commit()} on "
-        f"{machine()}, {time.strftime('%Y-%m-%d')}. Model: {_model(args)}, tube 0.9, "
-        f"{args.batch} clips a step; loader at 224 px, pretraining transform, "
-        f"{args.batches} batches timed after the prefetch queue drained.",
+        f"{machine()}, {time.strftime('%Y-%m-%d')}. {setup}",
         "",
         "| row | files | clips/s | note |",
         "| --- | --- | ---: | --- |",
         *(f"| {row} | {files} | {rate:.1f} | {note} |" for row, files, rate, note in rows),
     ]
-    publish(SECTION, lines, args.write)
+    publish(section, lines, args.write)
     return 0
 
 
@@ -249,7 +263,7 @@ def _model(args: argparse.Namespace) -> str:
 def finetune_rows(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Row 5 alone: ``train.py`` fine-tuning (``experiment=k400_finetune``, num_sample 2) on the
     Kinetics-like copy with RandAugment and the flip in the workers, then on the device
-    (``data.rand_augment_on``), taking turns; its own section of BENCHMARKS.md."""
+    (``data.rand_augment_on``), one after the other; its own section of BENCHMARKS.md."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         needed = (args.workers * 2 + 1) * args.batch + args.steps * args.batch
@@ -259,26 +273,18 @@ def finetune_rows(args: argparse.Namespace, argv: list[str] | None) -> int:
                 fast, args, Path(tmp) / f"ft_{i}", experiment="k400_finetune", num_sample=2,
                 extra=["test=false", f"data.rand_augment_on={where}"],
             )  # fmt: skip
-            rows.append(
-                f"| 5. train.py fine-tuning, {args.steps} steps, num_sample 2, transcoded copy, "
-                f"RandAugment {'in the workers' if where == 'workers' else 'on the device'} | "
-                "Kinetics-like "
-                f"| {rate:.1f} | data wait {wait:.1%} ({windows} windows after the first third) |"
-            )
-    lines = [
-        f"## {SECTION_FINETUNE}",
-        "",
-        f"`python benchmarks/pipeline.py {' '.join(argv or sys.argv[1:])}` at {commit()} on "
-        f"{machine()}, {time.strftime('%Y-%m-%d')}. Model: {_model(args)}, {args.batch} clips "
-        f"a step, {args.workers} loader worker{'s' if args.workers > 1 else ''}; random "
-        "resized crop, RandAugment rand-m7-n4-mstd0.5-inc1, random erasing 0.25, mixup.",
-        "",
-        "| row | files | clips/s | note |",
-        "| --- | --- | ---: | --- |",
-        *rows,
-    ]
-    publish(SECTION_FINETUNE, lines, args.write)
-    return 0
+            place = "in the workers" if where == "workers" else "on the device"
+            rows.append((
+                f"5. train.py fine-tuning, {args.steps} steps, num_sample 2, transcoded copy, "
+                f"RandAugment {place}", "Kinetics-like", rate,
+                f"data wait {wait:.1%} ({windows} windows after the first third)",
+            ))  # fmt: skip
+    setup = (
+        f"Model: {_model(args)}, {args.batch} clips a step, {args.workers} loader "
+        f"worker{'s' if args.workers > 1 else ''}; random resized crop, RandAugment "
+        "rand-m7-n4-mstd0.5-inc1, random erasing 0.25, mixup."
+    )
+    return _publish(SECTION_FINETUNE, argv, args, setup, rows)
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ def _sharpness(clip: torch.Tensor, factor: float) -> torch.Tensor:
         raise ValueError(f"Sharpness factor must be >= 0, got {factor}")
     if height <= 2 or width <= 2:
         return clip.clone()
-    x = clip.contiguous(memory_format=torch.channels_last).to(torch.float32)
+    x = clip.to(torch.float32, memory_format=torch.channels_last)  # a new tensor, one pass
     blurred = F.conv2d(x, _sharpness_kernel(clip.device, channels), groups=channels).round_()
     interior = x[..., 1:-1, 1:-1]
     interior.add_(blurred.sub_(interior), alpha=1.0 - factor)
