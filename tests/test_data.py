@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -586,6 +588,7 @@ def test_datamodule_missing_list_names_path(video_folder: Path, tmp_path: Path) 
         ("img_size", "224"),
         ("batch_size", 0),
         ("num_workers", -1),
+        ("num_workers", "many"),
         ("decode_threads", 1.5),
         ("on_error", "ignore"),
         ("scales", []),
@@ -598,6 +601,26 @@ def test_datamodule_missing_list_names_path(video_folder: Path, tmp_path: Path) 
 def test_datamodule_bad_values_name_the_key(video_folder: Path, key: str, value) -> None:
     with pytest.raises(ValueError, match=f"data.{key}"):
         _dm(video_folder, **{key: value})
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # 15 workers, never started
+def test_datamodule_auto_workers_per_process(
+    video_folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``num_workers="auto"``: the loaders get auto_workers' count for the processes on the
+    node (the attached trainer's devices), and it is logged; an integer is kept as it is."""
+    from videomae.utils import runs
+
+    monkeypatch.setattr(runs, "usable_cores", lambda: 16)
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    dm = _dm(video_folder, num_workers="auto", persistent_workers=False)
+    dm.setup("fit")
+    with caplog.at_level(logging.INFO, logger="videomae.data.datamodule"):
+        assert dm.train_dataloader().num_workers == 15
+    assert "data.num_workers=auto: 15 loader workers per process" in caplog.text
+    monkeypatch.setattr(type(dm), "_trainer_or_none", lambda self: SimpleNamespace(num_devices=4))
+    assert dm._workers() == 3  # 16 cores shared by 4 ranks: 4 each, less the process's own
+    assert _dm(video_folder, num_workers=7)._workers() == 7
 
 
 def test_datamodule_bad_value_message() -> None:

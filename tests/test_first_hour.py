@@ -313,3 +313,25 @@ def test_numbers_for_reading_and_workers_for_the_machine() -> None:
     cores = len(os.sched_getaffinity(0))
     assert max_workers(10) == min(10, cores)
     assert max_workers(1) == 1 and max_workers(0) == 0
+
+
+@pytest.mark.parametrize(
+    ("usable", "machine", "processes", "expected"),
+    [
+        (16, 16, 1, 15),  # one GPU, 16 cores: all but the process's own
+        (96, 96, 8, 11),  # 8 ranks sharing 96 cores: 12 each, less one
+        (12, 96, 8, 11),  # each rank bound to its 12 cores (SLURM): those are its own
+        (128, 128, 1, 16),  # at most 16
+        (2, 2, 1, 1),
+        (1, 1, 1, 0),  # one core: load in the process itself
+        (4, 4, 8, 0),  # more ranks than cores
+    ],
+)
+def test_auto_workers_share_the_machine(
+    monkeypatch: pytest.MonkeyPatch, usable: int, machine: int, processes: int, expected: int
+) -> None:
+    from videomae.utils import runs
+
+    monkeypatch.setattr(runs, "usable_cores", lambda: usable)
+    monkeypatch.setattr("os.cpu_count", lambda: machine)
+    assert runs.auto_workers(processes) == expected

@@ -38,6 +38,7 @@ from videomae.data.transforms import (
     TestTransform,
 )
 from videomae.errors import ConfigError
+from videomae.utils.runs import auto_workers, usable_cores
 
 __all__ = ["VideoDataModule"]
 
@@ -51,6 +52,13 @@ def _check_int(key: str, value: Any, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"data.{key} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def _check_workers(value: Any) -> int:
+    """``data.num_workers``: an int ``>= 0`` (``auto`` is taken before)."""
+    if isinstance(value, str):
+        raise ConfigError(f"data.num_workers must be an integer >= 0 or 'auto', got {value!r}")
+    return _check_int("num_workers", value, 0)
 
 
 def _check_optional_int(key: str, value: Any, minimum: int) -> int | None:
@@ -168,7 +176,9 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         img_size: output side length.
         batch_size: videos per training/validation batch (per device).
         test_batch_size: videos per test batch (``None``: ``batch_size``).
-        num_workers: DataLoader worker processes (``0``: load in the main process).
+        num_workers: DataLoader worker processes per training process (``0``: load in the
+            process itself), or ``"auto"``: a core each of the process's share of the machine,
+            less one for the process, at most 16 (:func:`videomae.utils.runs.auto_workers`).
         pin_memory: pin batches (only used when an accelerator is available).
         persistent_workers: keep workers between epochs (only used with ``num_workers > 0``).
         scales: multi-scale crop scales, relative to the short side (pretraining).
@@ -219,7 +229,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         img_size: int = 224,
         batch_size: int = 8,
         test_batch_size: int | None = None,
-        num_workers: int = 4,
+        num_workers: int | str = "auto",
         pin_memory: bool = True,
         persistent_workers: bool = True,
         scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
@@ -253,7 +263,9 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         self.img_size = _check_int("img_size", img_size, 1)
         self.batch_size = _check_int("batch_size", batch_size, 1)
         self.test_batch_size = _check_optional_int("test_batch_size", test_batch_size, 1)
-        self.num_workers = _check_int("num_workers", num_workers, 0)
+        self.num_workers: int | str = (
+            "auto" if num_workers == "auto" else _check_workers(num_workers)
+        )
         self.decode_threads = _check_int("decode_threads", decode_threads, 0)
         self.num_sample = _check_int("num_sample", num_sample, 1)
         self.test_num_clips = _check_int("test_num_clips", test_num_clips, 1)
@@ -500,7 +512,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
 
     def _loader(self, dataset: VideoClipDataset, stage: str) -> DataLoader:
         train = stage == "train"
-        workers = self.num_workers
+        workers = self._workers()
         batch_size = self.batch_size
         if stage == "test" and self.test_batch_size is not None:
             batch_size = self.test_batch_size
@@ -531,6 +543,26 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             # NVDEC needs CUDA in the workers, which a fork of a process using CUDA cannot have
             multiprocessing_context="spawn" if self.backend == "nvdec" and workers > 0 else None,
         )
+
+    def _workers(self) -> int:
+        """``num_workers``, with ``auto`` worked out for this process (and logged once)."""
+        if self.num_workers != "auto":
+            return int(self.num_workers)
+        trainer = self._trainer_or_none()
+        processes = trainer.num_devices if trainer is not None else 1
+        workers = auto_workers(processes)
+        if getattr(self, "_auto_logged", None) != workers:
+            self._auto_logged = workers
+            log.info(
+                "data.num_workers=auto: %d loader worker%s per process (%d usable cores, %d "
+                "process%s on this node)",
+                workers,
+                "" if workers == 1 else "s",
+                usable_cores(),
+                processes,
+                "" if processes == 1 else "es",
+            )
+        return workers
 
     def _trainer_or_none(self) -> L.Trainer | None:
         """The attached trainer, if any (the data module also works on its own)."""

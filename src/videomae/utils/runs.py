@@ -10,7 +10,8 @@
   (``...loss...`` down, ``...acc...`` up) and the value a failed sweep job returns (the worst
   one, so the search goes on and never picks it).
 - :func:`register_resolvers`: ``${metric_direction:<name>}`` and ``${sqlite_storage:<folder>}``
-  for ``hparams_search`` configs, ``${max_workers:<n>}`` for the data configs' loader workers.
+  for ``hparams_search`` configs, ``${max_workers:<n>}`` (a fixed cap on loader workers).
+- :func:`auto_workers`: the loader workers of ``data.num_workers=auto``.
 """
 
 from __future__ import annotations
@@ -142,8 +143,29 @@ def usable_cores() -> int:
 
 def max_workers(limit: int) -> int:
     """``limit``, but no more than the CPU cores this process may use (the loader workers of a
-    2-core machine: 2, not the data config's 10)."""
+    2-core machine: 2, not 10)."""
     return max(0, min(int(limit), usable_cores()))
+
+
+AUTO_WORKERS_LIMIT = 16
+"""Most loader workers ``data.num_workers=auto`` gives one training process."""
+
+
+def auto_workers(processes: int = 1, limit: int = AUTO_WORKERS_LIMIT) -> int:
+    """Loader workers for one of ``processes`` training processes on this machine: one per core
+    of its share, less one core for the process itself, at most ``limit``.
+
+    Its share is the cores it may use (:func:`usable_cores`) divided by ``processes`` (the
+    ranks on this node), unless it is bound to fewer cores than the machine has (SLURM's
+    ``--cpus-per-task``, ``taskset``): the bound cores are then its own. One H200 with 16 cores:
+    15 workers; 8 GPUs sharing 96 cores: 11 each; 2 cores: 1; 1 core: 0 (load in the process).
+    """
+    import os
+
+    cores = usable_cores()
+    if processes > 1 and cores >= (os.cpu_count() or cores):
+        cores //= processes
+    return max(0, min(int(limit), cores - 1))
 
 
 def register_resolvers() -> None:
