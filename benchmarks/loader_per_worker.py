@@ -56,8 +56,12 @@ except TypeError:  # a checkout without data.rand_augment_on
     pass
 for name, transform in transforms.items():
     for ns in (1, 4):
-        ds = VideoClipDataset(records, num_frames=16, sampling_rate=4, transform=transform,
-                              train=True, num_sample=ns, decode_threads=1)
+        kwargs = dict(num_frames=16, sampling_rate=4, transform=transform, train=True,
+                      num_sample=ns, decode_threads=1)
+        try:  # the training loader's items: the clips stacked once, by the collation
+            ds = VideoClipDataset(records, stack_samples=False, **kwargs)
+        except TypeError:  # a checkout that stacks them in the dataset
+            ds = VideoClipDataset(records, **kwargs)
         ds[(0, 99)]
         start, clips = time.perf_counter(), 0
         for r in range(rounds):

@@ -46,6 +46,38 @@ def test_finetune_mode_with_repeated_augmentation(video_folder: Path) -> None:
     assert torch.isfinite(batch["video"]).all()
 
 
+@pytest.mark.parametrize("where", ["workers", "device"])
+def test_training_items_stack_once_into_the_batch(video_folder: Path, where: str) -> None:
+    """The training loader's repeated-augmentation items carry lists of clips, stacked once by
+    the collation: the same batch as stacking each video's clips first, every per-clip field
+    (video, erase boxes, RandAugment rows) one row per clip."""
+    from videomae.data.datamodule import _flatten_repeated
+
+    dm = _dm(video_folder, mode="finetune", num_sample=3, rand_augment_on=where)
+    dm.setup("fit")
+    ds = dm.train_set
+    assert not ds.stack_samples and dm.val_set.stack_samples
+    stacked = VideoClipDataset(
+        ds.records,
+        num_frames=ds.num_frames,
+        sampling_rate=ds.sampling_rate,
+        transform=ds.transform,
+        train=True,
+        num_sample=3,
+        seed=ds.seed,
+    )
+    items = [ds[(i, 0)] for i in range(2)]
+    assert isinstance(items[0]["video"], list) and len(items[0]["video"]) == 3
+    once = _flatten_repeated(items)
+    twice = _flatten_repeated([stacked[(i, 0)] for i in range(2)])
+    assert once.keys() == twice.keys()
+    assert {"erase", "video"} <= once.keys() and ("augment" in once) == (where == "device")
+    for key in once:
+        assert torch.equal(once[key], twice[key]), key
+    assert once["video"].shape == (6, 3, 4, 32, 32) and once["erase"].shape == (6, 6)
+    assert once["index"].tolist() == [0, 0, 0, 1, 1, 1]
+
+
 def test_rand_augment_on_the_device_finishes_to_the_same_batch(video_folder: Path) -> None:
     """data.rand_augment_on=device: the batch carries each clip's drawn ops (host-side rows,
     num_sample rows per video) and finishing it on the device gives the workers' batch."""

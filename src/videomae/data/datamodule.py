@@ -105,12 +105,24 @@ MODE_CHOICES = ("pretrain", "finetune")
 RandAugment and random erasing, with repeated augmentation (``num_sample``)."""
 
 
-def _flatten_repeated(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Collate training items; repeated-augmentation items ``(N, C, T, H, W)`` become N rows.
+def _flatten_repeated(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Collate training items; repeated-augmentation items become N rows each.
 
     With ``num_sample = N > 1`` a batch of ``B`` videos gives ``B * N`` clips (each video's clips
     next to each other) with their labels and indices repeated, as the official code does.
+    Items whose per-clip fields are lists of N tensors (``stack_samples=False``, the training
+    loader's) are stacked once, straight into the batch; stacked items ``(N, C, T, H, W)`` are
+    reshaped.
     """
+    per_clip = [key for key, value in batch[0].items() if isinstance(value, list)]
+    if per_clip:
+        n = len(batch[0][per_clip[0]])
+        out = collate([{k: v for k, v in item.items() if k not in per_clip} for item in batch])
+        for key in per_clip:  # one copy of every clip into the (shared-memory) batch
+            out[key] = collate([clip for item in batch for clip in item[key]])
+        out["label"] = out["label"].repeat_interleave(n)
+        out["index"] = out["index"].repeat_interleave(n)
+        return out
     out = collate(batch)
     video = out["video"]
     if video.ndim == 6:
@@ -489,6 +501,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             on_error=self.on_error,
             seed=self.seed,
             max_tries=self.max_tries,
+            stack_samples=stage != "train",  # _flatten_repeated stacks the clips once
         )
 
     def setup(self, stage: str | None = None) -> None:

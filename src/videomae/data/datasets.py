@@ -157,9 +157,13 @@ class VideoClipDataset(Dataset):
         frame_cache_mb: keep up to this many MiB of decoded videos in memory (a
             :class:`FrameCache` per process; 0: none). Each video is then decoded whole once;
             the items are the same as without the cache.
+        stack_samples: with ``num_sample > 1``, stack the clips' fields (``False``: lists of
+            ``num_sample`` tensors, for a collation that stacks every clip of a batch in one
+            copy, as the data module's training loader does).
 
-    Items are dicts: ``video`` float32 ``(C, T, H, W)`` (``(num_sample, C, T, H, W)`` with
-    repeated augmentation, ``(V, C, T, H, W)`` in test mode); ``label`` int64 scalar; ``index``
+    Items are dicts: ``video`` uint8 ``(C, T, H, W)`` (``(num_sample, C, T, H, W)`` with
+    repeated augmentation, or a list of ``num_sample`` clips without ``stack_samples``;
+    ``(V, C, T, H, W)`` in test mode); ``label`` int64 scalar; ``index``
     int64 scalar (the index of the video actually returned, which differs from the requested one
     after a skip); ``broken`` int64 ``(max_tries - 1,)``: indices of the videos that failed and
     were replaced for this item, padded with -1.
@@ -184,6 +188,7 @@ class VideoClipDataset(Dataset):
         seed: int = 0,
         max_tries: int = 10,
         frame_cache_mb: float = 0,
+        stack_samples: bool = True,
     ) -> None:
         if on_error not in ON_ERROR_CHOICES:
             raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
@@ -227,6 +232,7 @@ class VideoClipDataset(Dataset):
         self.max_tries = int(max_tries)
         self.failures: list[str] = []
         self.cache = FrameCache(int(frame_cache_mb * 2**20)) if frame_cache_mb > 0 else None
+        self.stack_samples = bool(stack_samples)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -280,7 +286,8 @@ class VideoClipDataset(Dataset):
             item = self._transformed(frames, rng)
         elif self.num_sample > 1:
             clips = [self._transformed(frames, rng) for _ in range(self.num_sample)]
-            item = {key: stack_clips([clip[key] for clip in clips]) for key in clips[0]}
+            join = stack_clips if self.stack_samples else list
+            item = {key: join([clip[key] for clip in clips]) for key in clips[0]}
         else:
             item = self._transformed(frames, rng)
         item["label"] = torch.tensor(record.label, dtype=torch.int64)
