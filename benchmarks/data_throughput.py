@@ -17,12 +17,13 @@ delivers:
   crop box per clip, then ``img.crop(box).resize((224, 224), BILINEAR)`` on every frame),
   per-frame ``to_tensor`` and ``normalize``, stacked to ``(C, T, H, W)``.
 
-Each runs at ``num_sample`` 1 and 4. With repeated augmentation (b) and (c) decode once and return
-4 differently augmented clips; the official pretraining loader has none, so (d) decodes 4 times
-for 4 clips. Clips are 16 frames at 224 px: every 4th frame (dense) for the Kinetics-like files,
-every 2nd for the SSv2-like files (their official pretraining rate). (a), (b) and (d) decode the
-same frames: before every item torch's generator is seeded the same way, and (a) and (d) draw
-their window through the dataset's own generator and sampler.
+Each runs at ``num_sample`` 1 and 4. With repeated augmentation (b) and (c) decode once and return 4
+differently augmented clips (stacked per item here; the training loader leaves the stacking to its
+collation, ``loader_per_worker.py`` times that); the official pretraining loader has none, so (d)
+decodes 4 times for 4 clips. Clips are 16 frames at 224 px: every 4th frame (dense) for the
+Kinetics-like files, every 2nd for the SSv2-like files (their official pretraining rate). (a), (b)
+and (d) decode the same frames: before every item torch's generator is seeded the same way, and (a)
+and (d) draw their window through the dataset's own generator and sampler.
 
 Files: ``../shared/videos/*`` plus clips the script generates once into ``--cache`` (default
 ``data/benchmark_videos``): Kinetics-like (340x256 H.264 .mp4, 300 frames at 30 fps, a key frame

@@ -612,7 +612,7 @@ def test_datamodule_auto_workers_per_process(
     from videomae.utils import runs
 
     monkeypatch.setattr(runs, "usable_cores", lambda: 16)
-    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     dm = _dm(video_folder, num_workers="auto", persistent_workers=False)
     dm.setup("fit")
     with caplog.at_level(logging.INFO, logger="videomae.data.datamodule"):

@@ -316,22 +316,55 @@ def test_numbers_for_reading_and_workers_for_the_machine() -> None:
 
 
 @pytest.mark.parametrize(
-    ("usable", "machine", "processes", "expected"),
+    ("usable", "slurm_per_task", "processes", "expected"),
     [
-        (16, 16, 1, 15),  # one GPU, 16 cores: all but the process's own
-        (96, 96, 8, 11),  # 8 ranks sharing 96 cores: 12 each, less one
-        (12, 96, 8, 11),  # each rank bound to its 12 cores (SLURM): those are its own
-        (128, 128, 1, 16),  # at most 16
-        (2, 2, 1, 1),
-        (1, 1, 1, 0),  # one core: load in the process itself
-        (4, 4, 8, 0),  # more ranks than cores
+        (16, None, 1, 15),  # one GPU, 16 cores: all but the process's own
+        (96, None, 8, 11),  # 8 ranks sharing 96 cores: 12 each, less one
+        (32, None, 8, 3),  # `taskset -c 0-31` on the launch command: the 8 ranks share it
+        (12, "12", 8, 11),  # SLURM bound each rank to its task's 12 cores: its own
+        (80, "10", 8, 9),  # SLURM without per-task binding: the ranks share the job's 80
+        (128, None, 1, 16),  # at most 16
+        (2, None, 1, 1),
+        (1, None, 1, 0),  # one core: load in the process itself
+        (4, None, 8, 0),  # more ranks than cores
     ],
 )
 def test_auto_workers_share_the_machine(
-    monkeypatch: pytest.MonkeyPatch, usable: int, machine: int, processes: int, expected: int
+    monkeypatch: pytest.MonkeyPatch,
+    usable: int,
+    slurm_per_task: str | None,
+    processes: int,
+    expected: int,
 ) -> None:
     from videomae.utils import runs
 
     monkeypatch.setattr(runs, "usable_cores", lambda: usable)
-    monkeypatch.setattr("os.cpu_count", lambda: machine)
+    if slurm_per_task is None:
+        monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    else:
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", slurm_per_task)
     assert runs.auto_workers(processes) == expected
+
+
+@pytest.mark.parametrize(
+    ("files", "cpus"),
+    [
+        ({"cpu.max": "400000 100000\n"}, 4),  # cgroup v2, Docker --cpus=4
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: rounded up
+        ({"cpu.max": "max 100000\n"}, None),  # no quota
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),  # nothing to read
+    ],
+)
+def test_cpu_quota_limits_the_usable_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], cpus: int | None
+) -> None:
+    from videomae.utils import runs
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert runs._cpu_quota(tmp_path) == cpus
+    monkeypatch.setattr(runs, "_cpu_quota", lambda: 1)
+    assert runs.usable_cores() == 1

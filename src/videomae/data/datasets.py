@@ -161,12 +161,13 @@ class VideoClipDataset(Dataset):
             ``num_sample`` tensors, for a collation that stacks every clip of a batch in one
             copy, as the data module's training loader does).
 
-    Items are dicts: ``video`` uint8 ``(C, T, H, W)`` (``(num_sample, C, T, H, W)`` with
-    repeated augmentation, or a list of ``num_sample`` clips without ``stack_samples``;
-    ``(V, C, T, H, W)`` in test mode); ``label`` int64 scalar; ``index``
+    Items are dicts: ``video`` uint8 ``(C, T, H, W)`` (``(num_sample, C, T, H, W)`` with repeated
+    augmentation, ``(V, C, T, H, W)`` in test mode), with the transform's other per-clip fields (the
+    fine-tuning ``erase`` boxes and ``augment`` rows, stacked likewise; without ``stack_samples``
+    every per-clip field is a list of ``num_sample`` tensors); ``label`` int64 scalar; ``index``
     int64 scalar (the index of the video actually returned, which differs from the requested one
-    after a skip); ``broken`` int64 ``(max_tries - 1,)``: indices of the videos that failed and
-    were replaced for this item, padded with -1.
+    after a skip); ``broken`` int64 ``(max_tries - 1,)``: indices of the videos that failed and were
+    replaced for this item, padded with -1.
     """
 
     def __init__(
@@ -269,7 +270,7 @@ class VideoClipDataset(Dataset):
             return dense_indices(length, self.num_frames, self.sampling_rate, rng)
         return segment_indices(length, self.num_frames, rng)
 
-    def _load(self, index: int, epoch: int | None) -> dict[str, torch.Tensor]:
+    def _load(self, index: int, epoch: int | None) -> dict[str, Any]:
         record = self.records[index]
         rng = self._rng(index, epoch)
         sample_rng = rng if self.train else None
@@ -335,7 +336,7 @@ class VideoClipDataset(Dataset):
         out = self.transform(frames, rng)
         return dict(out) if isinstance(out, dict) else {"video": out}
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         i, epoch = key if isinstance(key, tuple) else (key, None)
         n = len(self.records)
         if not -n <= i < n:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from pathlib import Path
 
@@ -132,13 +133,36 @@ def sqlite_storage(folder: str, filename: str = "optuna.db") -> str:
     return f"sqlite:///{path / filename}"
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (the affinity mask, not the host's count)."""
-    import os
+def _cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """CPUs a cgroup CPU quota allows this process (Docker's ``--cpus``, a Kubernetes limit),
+    rounded up; ``None`` where there is none or it cannot be read (v2 ``cpu.max``, v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``)."""
+    try:
+        fields = (cgroup / "cpu.max").read_text().split()
+    except OSError:
+        try:
+            fields = [
+                (cgroup / "cpu" / name).read_text().strip()
+                for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+            ]
+        except OSError:
+            return None
+    try:
+        quota, period = float(fields[0]), float(fields[1])
+    except (IndexError, ValueError):  # "max": no quota
+        return None
+    if quota <= 0 or period <= 0:  # v1's -1: no quota
+        return None
+    return max(1, math.ceil(quota / period))
 
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity mask (not the host's count), or fewer
+    where a cgroup CPU quota allows fewer."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cores = cores or os.cpu_count() or 1
+    quota = _cpu_quota()
+    return min(cores, quota) if quota is not None else cores
 
 
 def max_workers(limit: int) -> int:
@@ -156,14 +180,16 @@ def auto_workers(processes: int = 1, limit: int = AUTO_WORKERS_LIMIT) -> int:
     of its share, less one core for the process itself, at most ``limit``.
 
     Its share is the cores it may use (:func:`usable_cores`) divided by ``processes`` (the
-    ranks on this node), unless it is bound to fewer cores than the machine has (SLURM's
-    ``--cpus-per-task``, ``taskset``): the bound cores are then its own. One H200 with 16 cores:
-    15 workers; 8 GPUs sharing 96 cores: 11 each; 2 cores: 1; 1 core: 0 (load in the process).
+    ranks on this node: a restriction such as ``taskset`` or a container's cpuset on the
+    launch command holds for all of them), except under SLURM when the process sees no more
+    than ``SLURM_CPUS_PER_TASK`` cores: it is then bound to its task's cores, its own. One
+    H200 with 16 cores: 15 workers; 8 GPUs sharing 96 cores: 11 each; 2 cores: 1; 1 core: 0
+    (load in the process).
     """
-    import os
-
     cores = usable_cores()
-    if processes > 1 and cores >= (os.cpu_count() or cores):
+    per_task = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    bound = per_task.isdigit() and cores <= int(per_task)
+    if processes > 1 and not bound:
         cores //= processes
     return max(0, min(int(limit), cores - 1))
 
