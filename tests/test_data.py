@@ -37,6 +37,7 @@ from videomae.data.transforms import (
     PretrainTransform,
     center_crop_resize,
 )
+from videomae.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------- lists
 
@@ -619,8 +620,40 @@ def test_datamodule_auto_workers_per_process(
         assert dm.train_dataloader().num_workers == 15
     assert "data.num_workers=auto: 15 loader workers per process" in caplog.text
     monkeypatch.setattr(type(dm), "_trainer_or_none", lambda self: SimpleNamespace(num_devices=4))
-    assert dm._workers() == 3  # 16 cores shared by 4 ranks: 4 each, less the process's own
-    assert _dm(video_folder, num_workers=7)._workers() == 7
+    assert dm._workers("train") == 3  # 16 cores shared by 4 ranks: 4 each, less its own
+    assert _dm(video_folder, num_workers=7)._workers("train") == 7
+
+
+def test_loader_workers_fit_the_shared_memory(
+    video_folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers hand batches over in /dev/shm, up to two each: ``auto`` takes no more workers
+    than fit (none where not one batch does), a set count that does not fit warns, and one
+    whose single batch does not fit fails before any work, naming the key and the fix."""
+    from videomae.data import datamodule
+    from videomae.utils import runs
+
+    monkeypatch.setattr(runs, "usable_cores", lambda: 16)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    dm = _dm(video_folder, num_workers="auto", num_sample=2, test_num_clips=2, test_num_crops=3)
+    batch = dm._batch_bytes("train")
+    assert batch == 2 * 2 * 3 * 8 * 32 * 32  # videos x clips x C x T x H x W, uint8
+    assert dm._batch_bytes("val") == batch // 2 and dm._batch_bytes("test") == 3 * batch
+    free = {"bytes": 7 * batch}  # 7 batches: 3 workers of 2, and one being handed over
+    monkeypatch.setattr(datamodule, "shm_free_bytes", lambda: free["bytes"])
+    with caplog.at_level(logging.WARNING, logger="videomae.data.datamodule"):
+        assert dm._workers("train") == 3
+    assert "3 loader workers instead of 15" in caplog.text and "--shm-size" in caplog.text
+    assert dm._workers("val") == 6  # half the bytes a batch: 14 in 7 batches' room
+    with pytest.warns(RuntimeWarning, match=r"data.num_workers=4 may exhaust shared memory"):
+        assert _dm(video_folder, num_workers=4, num_sample=2)._workers("train") == 4
+    free["bytes"] = batch - 1  # not one batch
+    assert dm._workers("train") == 0
+    with pytest.raises(ConfigError, match=r"data.num_workers=2: no batch fits in shared memory"):
+        _dm(video_folder, num_workers=2, num_sample=2)._workers("train")
+    assert _dm(video_folder, num_workers=0)._workers("train") == 0  # no workers, no shm
+    free["bytes"] = None  # no /dev/shm: nothing to check
+    assert dm._workers("train") == 15
 
 
 def test_datamodule_bad_value_message() -> None:

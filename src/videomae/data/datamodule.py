@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -90,6 +91,19 @@ def _check_bool(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"data.{key} must be true or false, got {value!r}")
     return value
+
+
+PREFETCH = 2
+"""Batches each loader worker keeps ready (the DataLoader's ``prefetch_factor``)."""
+
+
+def shm_free_bytes() -> int | None:
+    """Free bytes of ``/dev/shm``, where loader workers put their batches (``None`` where there
+    is none, e.g. not Linux)."""
+    try:
+        return shutil.disk_usage("/dev/shm").free
+    except OSError:
+        return None
 
 
 def _accelerator_available() -> bool:
@@ -525,7 +539,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
 
     def _loader(self, dataset: VideoClipDataset, stage: str) -> DataLoader:
         train = stage == "train"
-        workers = self._workers()
+        workers = self._workers(stage)
         batch_size = self.batch_size
         if stage == "test" and self.test_batch_size is not None:
             batch_size = self.test_batch_size
@@ -555,17 +569,67 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             collate_fn=_flatten_repeated if train else collate,
             # NVDEC needs CUDA in the workers, which a fork of a process using CUDA cannot have
             multiprocessing_context="spawn" if self.backend == "nvdec" and workers > 0 else None,
+            prefetch_factor=PREFETCH if workers > 0 else None,
         )
 
-    def _workers(self) -> int:
-        """``num_workers``, with ``auto`` worked out for this process (and logged once)."""
-        if self.num_workers != "auto":
-            return int(self.num_workers)
+    def _batch_bytes(self, stage: str) -> int:
+        """Bytes of one uint8 batch of ``stage``'s clips (what a worker puts in shared memory)."""
+        videos, clips = self.batch_size, 1
+        if stage == "train":
+            clips = self.num_sample
+        elif stage == "test":
+            videos = self.test_batch_size or self.batch_size
+            clips = self.test_num_clips * self.test_num_crops
+        return videos * clips * 3 * self.num_frames * self.img_size**2
+
+    def _workers(self, stage: str) -> int:
+        """The loader workers of ``stage``: ``num_workers``, with ``auto`` worked out for this
+        process and what the shared memory holds (logged once), checked against it.
+
+        A worker hands its batches over in shared memory (``/dev/shm``), up to
+        :data:`PREFETCH` batches each, and the ranks of a node share it. ``auto`` takes no
+        more workers than fit, down to none (load in the process: no shared memory); a set
+        count that does not fit warns, and one whose single batch does not fit raises (its
+        first batch would kill the worker with a bus error), before any work.
+        """
         trainer = self._trainer_or_none()
         processes = trainer.num_devices if trainer is not None else 1
-        workers = auto_workers(processes)
-        if getattr(self, "_auto_logged", None) != workers:
-            self._auto_logged = workers
+        auto = self.num_workers == "auto"
+        workers = auto_workers(processes) if auto else int(self.num_workers)
+        free = shm_free_bytes()
+        batch = self._batch_bytes(stage)
+        if workers and free is not None:
+            fit = max(0, (free // processes // batch - 1) // PREFETCH)
+            room = (
+                f"/dev/shm has {free / 2**20:.1f} MiB free for {processes} process"
+                f"{'' if processes == 1 else 'es'}; a {stage} batch takes {batch / 2**20:.1f} "
+                f"MiB, up to {PREFETCH} a worker"
+            )
+            advice = "enlarge /dev/shm (e.g. docker run --shm-size=16g) or lower data.batch_size"
+            if auto and fit < workers:
+                if self._first_time(("shm", stage, fit)):
+                    log.warning(
+                        "data.num_workers=auto: %d loader workers instead of %d: %s (%s)",
+                        fit,
+                        workers,
+                        room,
+                        advice,
+                    )
+                workers = fit
+            elif not auto and free // processes < batch:
+                raise ConfigError(
+                    f"data.num_workers={workers}: no batch fits in shared memory: {room}; "
+                    f"{advice}, or set data.num_workers=0 (load in the process)"
+                )
+            elif not auto and fit < workers:
+                warnings.warn(
+                    f"data.num_workers={workers} may exhaust shared memory ({room}, so about "
+                    f"{fit} workers fit); a worker that runs out dies with a bus error: "
+                    f"{advice} or data.num_workers",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        if auto and self._first_time(("auto", workers)):
             log.info(
                 "data.num_workers=auto: %d loader worker%s per process (%d usable cores, %d "
                 "process%s on this node)",
@@ -576,6 +640,14 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
                 "" if processes == 1 else "es",
             )
         return workers
+
+    def _first_time(self, key: tuple) -> bool:
+        """Whether ``key`` is new to this data module (for messages given once)."""
+        seen = self.__dict__.setdefault("_said", set())
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
 
     def _trainer_or_none(self) -> L.Trainer | None:
         """The attached trainer, if any (the data module also works on its own)."""
