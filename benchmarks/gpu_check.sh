@@ -75,6 +75,9 @@ import torch
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 EOF
+# the loader workers' room (data.num_workers=auto sizes itself to it; 15 workers of 74 MiB
+# batches need about 2.2 GiB) and the cores
+note "cores $(nproc); /dev/shm $(df -h /dev/shm 2>/dev/null | awk 'NR==2 {print $2 " size, " $4 " free"}')"
 
 # ---------------------------------------------------------------- 0. the training step alone
 if want 0; then
