@@ -610,50 +610,88 @@ def test_datamodule_auto_workers_per_process(
 ) -> None:
     """``num_workers="auto"``: the loaders get auto_workers' count for the processes on the
     node (the attached trainer's devices), and it is logged; an integer is kept as it is."""
-    from videomae.utils import runs
-
-    monkeypatch.setattr(runs, "usable_cores", lambda: 16)
-    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
-    dm = _dm(video_folder, num_workers="auto", persistent_workers=False)
-    dm.setup("fit")
-    with caplog.at_level(logging.INFO, logger="videomae.data.datamodule"):
-        assert dm.train_dataloader().num_workers == 15
-    assert "data.num_workers=auto: 15 loader workers per process" in caplog.text
-    monkeypatch.setattr(type(dm), "_trainer_or_none", lambda self: SimpleNamespace(num_devices=4))
-    assert dm._workers("train") == 3  # 16 cores shared by 4 ranks: 4 each, less its own
-    assert _dm(video_folder, num_workers=7)._workers("train") == 7
-
-
-def test_loader_workers_fit_the_shared_memory(
-    video_folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Workers hand batches over in /dev/shm, up to two each: ``auto`` takes no more workers
-    than fit (none where not one batch does), a set count that does not fit warns, and one
-    whose single batch does not fit fails before any work, naming the key and the fix."""
     from videomae.data import datamodule
     from videomae.utils import runs
 
     monkeypatch.setattr(runs, "usable_cores", lambda: 16)
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
-    dm = _dm(video_folder, num_workers="auto", num_sample=2, test_num_clips=2, test_num_crops=3)
+    monkeypatch.setattr(datamodule, "shm_free_bytes", lambda: None)  # not this host's /dev/shm
+    dm = _dm(video_folder, num_workers="auto", persistent_workers=False)
+    dm.setup("fit")
+    with caplog.at_level(logging.INFO, logger="videomae.data.datamodule"):
+        assert dm.train_dataloader().num_workers == 15
+    assert "data.num_workers=auto: 15 loader workers for train per process" in caplog.text
+    ranks = SimpleNamespace(num_devices=4, state=SimpleNamespace(fn="fit"))
+    monkeypatch.setattr(type(dm), "_trainer_or_none", lambda self: ranks)
+    assert dm._loader_plan("train") == (3, 2)  # 16 cores shared by 4 ranks: 4 each, less one
+    assert _dm(video_folder, num_workers=7)._loader_plan("train") == (7, 2)
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_loader_workers_fit_the_shared_memory(
+    video_folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers hand batches over in /dev/shm, up to two each, and one more is being handed
+    over: ``auto`` takes no more workers than fit (then one worker with one batch ready, then
+    none), ranks of a node share it, validation while fitting gets what training leaves; a set
+    count that does not fit warns, and one where not one batch fits fails before any work."""
+    from videomae.data import datamodule
+    from videomae.utils import runs
+
+    monkeypatch.setattr(runs, "usable_cores", lambda: 16)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    views = dict(num_sample=2, test_num_clips=2, test_num_crops=3)
+    dm = _dm(video_folder, num_workers="auto", **views)
     batch = dm._batch_bytes("train")
     assert batch == 2 * 2 * 3 * 8 * 32 * 32  # videos x clips x C x T x H x W, uint8
-    assert dm._batch_bytes("val") == batch // 2 and dm._batch_bytes("test") == 3 * batch
-    free = {"bytes": 7 * batch}  # 7 batches: 3 workers of 2, and one being handed over
+    free = {"bytes": 7 * batch}  # 3 workers x 2 batches, and one being handed over
     monkeypatch.setattr(datamodule, "shm_free_bytes", lambda: free["bytes"])
     with caplog.at_level(logging.WARNING, logger="videomae.data.datamodule"):
-        assert dm._workers("train") == 3
-    assert "3 loader workers instead of 15" in caplog.text and "--shm-size" in caplog.text
-    assert dm._workers("val") == 6  # half the bytes a batch: 14 in 7 batches' room
-    with pytest.warns(RuntimeWarning, match=r"data.num_workers=4 may exhaust shared memory"):
-        assert _dm(video_folder, num_workers=4, num_sample=2)._workers("train") == 4
+        assert dm._loader_plan("train") == (3, 2)
+    assert "3 loader workers for train instead of 15" in caplog.text
+    assert "--shm-size" in caplog.text and "data.num_sample" in caplog.text
+    assert dm._loader_plan("val") == (6, 2)  # half the bytes a batch: 14 of them
+    assert dm._loader_plan("test") == (1, 1)  # 3x the bytes a batch (6 views): 2 fit
+    free["bytes"] = 2 * batch
+    assert dm._loader_plan("train") == (1, 1)  # one worker, one batch ready
     free["bytes"] = batch - 1  # not one batch
-    assert dm._workers("train") == 0
-    with pytest.raises(ConfigError, match=r"data.num_workers=2: no batch fits in shared memory"):
-        _dm(video_folder, num_workers=2, num_sample=2)._workers("train")
-    assert _dm(video_folder, num_workers=0)._workers("train") == 0  # no workers, no shm
+    assert dm._loader_plan("train") == (0, 2)
+    # while fitting, validation (mid-epoch) gets what the training loader leaves
+    fitting = SimpleNamespace(num_devices=1, state=SimpleNamespace(fn="fit"))
+    monkeypatch.setattr(type(dm), "_trainer_or_none", lambda self: fitting)
+    free["bytes"] = 10 * batch  # training: 4 workers x 2 + 1 = 9 batches; 2 val batches left
+    assert dm._loader_plan("train") == (4, 2) and dm._loader_plan("val") == (1, 1)
+    two_ranks = SimpleNamespace(num_devices=2, state=SimpleNamespace(fn="validate"))
+    monkeypatch.setattr(type(dm), "_trainer_or_none", lambda self: two_ranks)
+    free["bytes"] = 14 * batch  # 7 for each rank
+    assert dm._loader_plan("train") == (3, 2)
+    monkeypatch.setattr(type(dm), "_trainer_or_none", lambda self: None)
+    # a set count
+    free["bytes"] = 3 * batch
+    with pytest.warns(RuntimeWarning, match=r"data.num_workers=4 may exhaust shared memory"):
+        assert _dm(video_folder, num_workers=4, **views)._loader_plan("train") == (4, 2)
+    free["bytes"] = batch - 1
+    with pytest.raises(ConfigError, match=r"data.num_workers=2: no test batch fits") as info:
+        _dm(video_folder, num_workers=2, **views)._loader_plan("test")
+    assert "data.test_batch_size" in str(info.value) and "data.num_workers=0" in str(info.value)
+    assert _dm(video_folder, num_workers=0)._loader_plan("train") == (0, 2)  # no shm used
     free["bytes"] = None  # no /dev/shm: nothing to check
-    assert dm._workers("train") == 15
+    assert dm._loader_plan("train") == (15, 2)
+
+
+def test_batch_bytes_are_what_the_loaders_make(video_folder: Path) -> None:
+    """The shared-memory estimate is the size of the batches the loaders return."""
+    dm = _dm(video_folder, mode="finetune", num_sample=2, test_num_clips=2, test_num_crops=3)
+    dm.setup("fit")
+    dm.setup("test")
+    loaders = {
+        "train": dm.train_dataloader(),
+        "val": dm.val_dataloader(),
+        "test": dm.test_dataloader(),
+    }
+    for stage, loader in loaders.items():
+        video = next(iter(loader))["video"]
+        assert video.dtype == torch.uint8 and video.nbytes == dm._batch_bytes(stage), stage
 
 
 def test_datamodule_bad_value_message() -> None:

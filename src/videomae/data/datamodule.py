@@ -106,6 +106,18 @@ def shm_free_bytes() -> int | None:
         return None
 
 
+def _shm_plan(wanted: int, budget: int, batch: int, shrink: bool) -> tuple[int, int]:
+    """``(workers, prefetch_factor)``: ``wanted`` workers, or with ``shrink`` as many as keep
+    their prefetched batches and one more (being handed over) within ``budget`` bytes of
+    shared memory, down to one worker with one batch ready, then none."""
+    fit = max(0, (budget // batch - 1) // PREFETCH)
+    if fit >= wanted or not shrink:
+        return wanted, PREFETCH
+    if fit == 0 and budget // batch >= 2:
+        return 1, 1
+    return fit, PREFETCH
+
+
 def _accelerator_available() -> bool:
     """Whether pinned memory can help (pinning without an accelerator only warns)."""
     accelerator = getattr(torch, "accelerator", None)
@@ -539,7 +551,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
 
     def _loader(self, dataset: VideoClipDataset, stage: str) -> DataLoader:
         train = stage == "train"
-        workers = self._workers(stage)
+        workers, prefetch = self._loader_plan(stage)
         batch_size = self.batch_size
         if stage == "test" and self.test_batch_size is not None:
             batch_size = self.test_batch_size
@@ -569,7 +581,7 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             collate_fn=_flatten_repeated if train else collate,
             # NVDEC needs CUDA in the workers, which a fork of a process using CUDA cannot have
             multiprocessing_context="spawn" if self.backend == "nvdec" and workers > 0 else None,
-            prefetch_factor=PREFETCH if workers > 0 else None,
+            prefetch_factor=prefetch if workers > 0 else None,
         )
 
     def _batch_bytes(self, stage: str) -> int:
@@ -582,64 +594,99 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
             clips = self.test_num_clips * self.test_num_crops
         return videos * clips * 3 * self.num_frames * self.img_size**2
 
-    def _workers(self, stage: str) -> int:
-        """The loader workers of ``stage``: ``num_workers``, with ``auto`` worked out for this
-        process and what the shared memory holds (logged once), checked against it.
+    def _fitting(self) -> bool:
+        """Whether the attached trainer is fitting (training and validation loaders both live)."""
+        trainer = self._trainer_or_none()
+        return trainer is not None and getattr(trainer.state, "fn", None) == "fit"
 
-        A worker hands its batches over in shared memory (``/dev/shm``), up to
-        :data:`PREFETCH` batches each, and the ranks of a node share it. ``auto`` takes no
-        more workers than fit, down to none (load in the process: no shared memory); a set
-        count that does not fit warns, and one whose single batch does not fit raises (its
-        first batch would kill the worker with a bus error), before any work.
+    def _loader_plan(self, stage: str) -> tuple[int, int]:
+        """``(workers, prefetch_factor)`` of ``stage``'s loader: ``num_workers``, with ``auto``
+        worked out for this process and what the shared memory holds, checked against it.
+
+        A worker hands its batches over in shared memory (``/dev/shm``), up to ``prefetch``
+        each, and the ranks of a node share it; while fitting, validation (which may run in the
+        middle of a training epoch) gets what the training loader leaves. ``auto`` takes no
+        more workers than fit, down to one with one batch ready, then none (load in the
+        process: no shared memory), with a warning; a set count that does not fit warns, and
+        one whose single batch does not fit raises, before any work (a worker that runs out
+        fails with "unable to allocate shared memory ... No space left on device", or a bus
+        error).
         """
         trainer = self._trainer_or_none()
         processes = trainer.num_devices if trainer is not None else 1
         auto = self.num_workers == "auto"
-        workers = auto_workers(processes) if auto else int(self.num_workers)
+        wanted = auto_workers(processes) if auto else int(self.num_workers)
         free = shm_free_bytes()
-        batch = self._batch_bytes(stage)
-        if workers and free is not None:
-            fit = max(0, (free // processes // batch - 1) // PREFETCH)
-            room = (
-                f"/dev/shm has {free / 2**20:.1f} MiB free for {processes} process"
-                f"{'' if processes == 1 else 'es'}; a {stage} batch takes {batch / 2**20:.1f} "
-                f"MiB, up to {PREFETCH} a worker"
-            )
-            advice = "enlarge /dev/shm (e.g. docker run --shm-size=16g) or lower data.batch_size"
-            if auto and fit < workers:
-                if self._first_time(("shm", stage, fit)):
-                    log.warning(
-                        "data.num_workers=auto: %d loader workers instead of %d: %s (%s)",
-                        fit,
-                        workers,
-                        room,
-                        advice,
-                    )
-                workers = fit
-            elif not auto and free // processes < batch:
-                raise ConfigError(
-                    f"data.num_workers={workers}: no batch fits in shared memory: {room}; "
-                    f"{advice}, or set data.num_workers=0 (load in the process)"
-                )
-            elif not auto and fit < workers:
-                warnings.warn(
-                    f"data.num_workers={workers} may exhaust shared memory ({room}, so about "
-                    f"{fit} workers fit); a worker that runs out dies with a bus error: "
-                    f"{advice} or data.num_workers",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        if auto and self._first_time(("auto", workers)):
+        workers, prefetch = wanted, PREFETCH
+        if wanted and free is not None:
+            workers, prefetch = self._check_shm(stage, wanted, auto, free, processes)
+        if auto and self._first_time(("auto", stage, workers)):
             log.info(
-                "data.num_workers=auto: %d loader worker%s per process (%d usable cores, %d "
-                "process%s on this node)",
+                "data.num_workers=auto: %d loader worker%s for %s per process (%d usable cores, "
+                "%d process%s on this node%s)",
                 workers,
                 "" if workers == 1 else "s",
+                stage,
                 usable_cores(),
                 processes,
                 "" if processes == 1 else "es",
+                "; limited by /dev/shm" if workers < wanted else "",
             )
-        return workers
+        return workers, prefetch
+
+    def _check_shm(
+        self, stage: str, wanted: int, auto: bool, free: int, processes: int
+    ) -> tuple[int, int]:
+        """:meth:`_loader_plan`'s shared-memory part: ``(workers, prefetch_factor)`` that fit
+        ``free`` bytes of ``/dev/shm`` (``auto``), or ``wanted`` after a warning or an error."""
+        batch = self._batch_bytes(stage)
+        share = free // processes
+        budget = share
+        if stage == "val" and self._fitting():
+            train_batch = self._batch_bytes("train")
+            train, prefetch = _shm_plan(wanted, share, train_batch, auto)
+            if train:
+                budget = max(0, share - (train * prefetch + 1) * train_batch)
+        workers, prefetch = _shm_plan(wanted, budget, batch, auto)
+        room = (
+            f"/dev/shm has {free / 2**20:.1f} MiB free for {processes} process"
+            f"{'' if processes == 1 else 'es'}, {budget / 2**20:.1f} MiB of it for the {stage} "
+            f"loader; a {stage} batch takes {batch / 2**20:.1f} MiB, up to {PREFETCH} a worker"
+        )
+        keys = {
+            "train": "data.batch_size or data.num_sample",
+            "val": "data.batch_size",
+            "test": "data.test_batch_size (or the views, data.test_num_clips x test_num_crops)",
+        }[stage]
+        advice = f"enlarge /dev/shm (e.g. docker run --shm-size=16g) or lower {keys}"
+        if auto and workers < wanted and self._first_time(("shm", stage, workers)):
+            log.warning(
+                "data.num_workers=auto: %d loader worker%s for %s instead of %d: %s (%s)",
+                workers,
+                "" if workers == 1 else "s",
+                stage,
+                wanted,
+                room,
+                advice,
+            )
+        elif not auto and share < batch:  # not even alone
+            raise ConfigError(
+                f"data.num_workers={wanted}: no {stage} batch fits in shared memory: {room}; "
+                f"{advice}, or set data.num_workers=0 (load in the process)"
+            )
+        elif (
+            not auto
+            and (budget // batch - 1) // PREFETCH < wanted
+            and self._first_time(("shm", stage, wanted))
+        ):
+            warnings.warn(
+                f"data.num_workers={wanted} may exhaust shared memory ({room}); a worker "
+                'that runs out fails ("No space left on device", or a bus error): '
+                f"{advice}, or lower data.num_workers",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return workers, prefetch
 
     def _first_time(self, key: tuple) -> bool:
         """Whether ``key`` is new to this data module (for messages given once)."""
