@@ -216,7 +216,8 @@ class VideoDataModule(FinishOnDevice, L.LightningDataModule):
         test_batch_size: videos per test batch (``None``: ``batch_size``).
         num_workers: DataLoader worker processes per training process (``0``: load in the
             process itself), or ``"auto"``: a core each of the process's share of the machine,
-            less one for the process, at most 16 (:func:`videomae.utils.runs.auto_workers`).
+            less one for the process, at most 16 (:func:`videomae.utils.runs.auto_workers`),
+            and no more than ``/dev/shm`` holds the batches of (:meth:`_loader_plan`).
         pin_memory: pin batches (only used when an accelerator is available).
         persistent_workers: keep workers between epochs (only used with ``num_workers > 0``).
         scales: multi-scale crop scales, relative to the short side (pretraining).
